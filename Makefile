@@ -1,0 +1,41 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test test-slow bench clean
+
+# The CPU build of torch is installed first so that pip never fetches a CUDA build.
+$(VENV)/.base:
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.base pyproject.toml
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.base pyproject.toml
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-all: $(VENV)/.base pyproject.toml
+	$(PIP) install -q -e '.[test,quality,ray]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/peft-planner plan --problem examples/llama7b_problem.json --table
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest -m "not slow and not ray" -q
+
+test-slow: $(VENV)/.installed-all
+	$(PY) -m pytest -m "slow or ray" -q
+
+bench: $(VENV)/.installed-all
+	$(PY) benchmarks/solver.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
