@@ -1,0 +1,17 @@
+"""Exact planning of parameter-efficient fine-tuning under budgets (no torch here)."""
+
+from solver.frontier import Frontier, frontier
+from solver.problem import Budget, Candidate, LayerCost, Plan, Problem, SolveTimeout
+from solver.solve import solve
+
+__all__ = [
+    "Budget",
+    "Candidate",
+    "Frontier",
+    "LayerCost",
+    "Plan",
+    "Problem",
+    "SolveTimeout",
+    "frontier",
+    "solve",
+]

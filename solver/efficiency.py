@@ -1,0 +1,220 @@
+"""Exact maximization of M = gain / sqrt(p*c) by slicing on the cost ratio.
+
+Write u = ln(c/p) / 2, so sqrt(p*c) = p * e**u. On a slice u1 <= u <= u2 the
+concave sqrt(p*c) lies above its chord L = alpha*p + beta*c (equal at both
+ends) and below cosh((u2-u1)/2) * L. So on a slice, M <= gain / L, and
+"some plan here has gain/L > theta" is one *linear* knapsack:
+max gain - theta*L > 0. Dinkelbach iterations on that knapsack give the
+slice's exact max of gain/L (an upper bound of M there); best-first
+bisection on u shrinks the slices until every bound is within `rtol` of the
+best plan found. A last stage breaks ties towards the larger gain.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from dataclasses import dataclass
+
+from solver.instance import Instance
+from solver.knapsack import Form, KnapsackModel, gain_form
+from solver.problem import SolveTimeout
+
+# Relative tolerance of the efficiency optimum; plans within it count as tied.
+RTOL = 1e-9
+_MAX_DINKELBACH_STEPS = 8
+_MIN_SLICE_WIDTH = 1e-12
+_MAX_TIED_RATIOS = 16
+
+
+@dataclass
+class _Found:
+    """A feasible plan found during the search."""
+
+    selection: list[int]
+    value: float
+    gain: float
+    ratio: float
+
+
+@dataclass
+class EfficiencyResult:
+    """Selection, status (optimal/feasible/infeasible), and the proven upper bound on M."""
+
+    selection: list[int]
+    status: str
+    bound: float | None
+
+
+class _Search:
+    def __init__(self, inst: Instance, allowed: list[int], deadline: float):
+        self.inst = inst
+        self.deadline = deadline
+        b = inst.problem.budget
+        zeros = [0.0] * len(inst.layer_index)
+        self.p_form = Form([v / b.params for v in inst.params], zeros)
+        self.c_form = Form([v / b.flops for v in inst.flops], [v / b.flops for v in inst.layer_flops])
+        self.g_form = gain_form(inst)
+        self.base = KnapsackModel(inst, allowed, nonempty=True)
+        if inst.problem.min_gain > 0:
+            self.base.add_at_least(self.g_form, inst.problem.min_gain, loose=True)
+        self.best: _Found | None = None
+        self.tied: dict[float, _Found] = {}
+
+    def remaining(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def ratio(self, selection: list[int]) -> float:
+        """Return u = ln(c/p)/2 of a selection."""
+        p, c = self.inst.fractions(self.inst.totals(selection))
+        return 0.5 * math.log(c / p)
+
+    def offer(self, selection: list[int]) -> None:
+        """Record `selection` if feasible: the incumbent when best, a tie when within RTOL."""
+        totals = self.inst.totals(selection)
+        if not selection or not self.inst.fits(totals):
+            return
+        value = self.inst.efficiency(totals)
+        assert value is not None
+        p, c = self.inst.fractions(totals)
+        found = _Found(selection, value, totals.gain, 0.5 * math.log(c / p))
+        if self.best is None or value > self.best.value:
+            self.best = found
+            floor = value * (1 - RTOL)
+            self.tied = {u: f for u, f in self.tied.items() if f.value >= floor}
+        if value >= self.best.value * (1 - RTOL):
+            key = round(found.ratio, 9)
+            if key not in self.tied or found.gain > self.tied[key].gain:
+                self.tied[key] = found
+
+    def threshold(self) -> float:
+        return self.best.value * (1 + RTOL) if self.best else 0.0
+
+    def slice_bound(self, u1: float, u2: float) -> float | None:
+        """Return the max of gain/L over plans with ratio in [u1, u2] (None: time ran out).
+
+        Returns a value <= threshold() when no plan of the slice beats the incumbent.
+        """
+        e1, e2 = math.exp(u1), math.exp(u2)
+        chord = self.p_form.scaled(e1 * e2 / (e1 + e2)).plus(self.c_form.scaled(1 / (e1 + e2)))
+        model = self.base.clone()
+        model.add_at_least(self.c_form.plus(self.p_form.scaled(-e1 * e1)), 0.0, loose=True)
+        model.add_at_most(self.c_form.plus(self.p_form.scaled(-e2 * e2)), 0.0, loose=True)
+        theta = self.threshold()
+        hint = self.best.selection if self.best else None
+        for _ in range(_MAX_DINKELBACH_STEPS):
+            if self.remaining() <= 0:
+                return None
+            objective = self.g_form.plus(chord.scaled(-theta))
+            out = model.maximize(objective, time_limit_s=self.remaining(), hint=hint)
+            if out.status == "infeasible":
+                return theta
+            if out.status != "optimal":
+                return None
+            if out.value <= 0 or not out.selection:
+                return theta
+            self.offer(out.selection)
+            first = self.inst.earliest_layer(out.selection)
+            paid = list(range(first, len(self.inst.layer_index))) if first is not None else []
+            ratio = self.g_form.value(out.selection, paid) / chord.value(out.selection, paid)
+            if ratio <= theta:
+                return max(theta, self.threshold())
+            theta, hint = ratio, out.selection
+        return math.inf
+
+    def initial_range(self, allowed: list[int]) -> tuple[float, float]:
+        """Return bounds on u: c >= the cheapest single plan's c, p >= the smallest p, both <= 1."""
+        singles = [self.inst.fractions(self.inst.totals([i])) for i in allowed]
+        p_min = min(p for p, _ in singles)
+        c_min = min(c for _, c in singles)
+        return 0.5 * math.log(c_min) - 1e-9, -0.5 * math.log(p_min) + 1e-9
+
+    def polish(self) -> list[int]:
+        """Return the largest-gain plan with M within RTOL of the best, near each tied ratio.
+
+        Near ratio u*, sqrt(p*c) <= T = (e**u* * p + e**-u* * c) / 2, so
+        gain >= M*(1-RTOL) * T is a linear row that admits only near-optimal plans.
+        """
+        assert self.best is not None
+        floor = self.best.value * (1 - RTOL)
+        chosen = max(self.tied.values(), key=lambda f: f.gain)
+        for found in sorted(self.tied.values(), key=lambda f: f.ratio)[:_MAX_TIED_RATIOS]:
+            if self.remaining() <= 0:
+                break
+            u = found.ratio
+            tangent = self.p_form.scaled(math.exp(u) / 2).plus(self.c_form.scaled(math.exp(-u) / 2))
+            model = self.base.clone()
+            model.add_at_least(self.g_form.plus(tangent.scaled(-floor)), 0.0)
+            out = model.maximize(
+                self.g_form,
+                time_limit_s=self.remaining(),
+                hint=found.selection,
+                then_minimize=self.p_form.plus(self.c_form),
+            )
+            if out.status != "optimal":
+                continue
+            totals = self.inst.totals(out.selection)
+            value = self.inst.efficiency(totals)
+            if self.inst.fits(totals) and value is not None and value >= floor and totals.gain > chosen.gain:
+                chosen = _Found(out.selection, value, totals.gain, u)
+        return chosen.selection
+
+    def single_is_optimal(self, allowed: list[int]) -> bool:
+        """True when the incumbent is provably optimal without a search.
+
+        With additive costs (no layer backward FLOPs), M of a union is at most
+        the best M of its parts (Cauchy-Schwarz); so when the best single
+        candidate meets min_gain on its own, it is optimal.
+        """
+        inst = self.inst
+        reached = {
+            k
+            for i in allowed
+            if inst.layer_pos[i] is not None
+            for k in range(inst.layer_pos[i], len(inst.layer_index))
+        }
+        if any(inst.layer_flops[k] > 0 for k in reached):
+            return False
+        best_any = max(inst.efficiency(inst.totals([i])) or 0.0 for i in allowed)
+        return self.best is not None and self.best.value >= best_any
+
+
+def maximize_efficiency(inst: Instance, allowed: list[int], deadline: float) -> EfficiencyResult:
+    """Return the non-empty plan of maximal M (ties to larger gain) among `allowed` candidates.
+
+    Raises SolveTimeout when the deadline passes before any plan is found.
+    """
+    if not allowed:
+        return EfficiencyResult([], "infeasible", None)
+    search = _Search(inst, allowed, deadline)
+    for i in allowed:
+        search.offer([i])
+    if search.best is None:
+        out = search.base.maximize(search.g_form, time_limit_s=search.remaining())
+        if out.status == "infeasible":
+            return EfficiencyResult([], "infeasible", None)
+        search.offer(out.selection)
+        if search.best is None:
+            raise SolveTimeout("no plan reaching min_gain was found within the time limit")
+    if search.single_is_optimal(allowed):
+        return EfficiencyResult(search.polish(), "optimal", search.best.value)
+
+    u_lo, u_hi = search.initial_range(allowed)
+    heap: list[tuple[float, float, float]] = [(-math.inf, u_lo, u_hi)]
+    while heap:
+        neg_bound, u1, u2 = heap[0]
+        if -neg_bound <= search.threshold():
+            break
+        heapq.heappop(heap)
+        bound = search.slice_bound(u1, u2)
+        if bound is None:
+            heapq.heappush(heap, (neg_bound, u1, u2))
+            return EfficiencyResult(search.best.selection, "feasible", -heap[0][0])
+        bound = min(bound, -neg_bound)
+        if bound <= search.threshold() or u2 - u1 < _MIN_SLICE_WIDTH:
+            continue
+        mid = 0.5 * (u1 + u2)
+        heapq.heappush(heap, (-bound, u1, mid))
+        heapq.heappush(heap, (-bound, mid, u2))
+    return EfficiencyResult(search.polish(), "optimal", search.best.value)

@@ -1,0 +1,123 @@
+"""A problem prepared for solving: flat float arrays, layer reach, exact plan totals."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+
+from solver.problem import Problem
+
+# Relative slack allowed when checking a float total against its cap; it only
+# absorbs the last-bit rounding of summation, never a real overrun.
+_CAP_RTOL = 1e-12
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Exact totals of one selection: float sums over candidates and reached layers."""
+
+    gain: float
+    params: int
+    flops: float
+    latency_ms: float
+    memory_bytes: float
+
+
+@dataclass
+class Instance:
+    """Problem data as parallel lists; `reach[i]` are the layer positions candidate i pays."""
+
+    problem: Problem
+    ids: list[str]
+    gain: list[float]
+    params: list[int]
+    flops: list[float]
+    latency: list[float]
+    memory: list[float]
+    groups: dict[str, list[int]]
+    layer_pos: list[int | None]
+    layer_index: list[int]
+    layer_flops: list[float]
+    layer_memory: list[float]
+
+    @classmethod
+    def from_problem(cls, problem: Problem) -> Instance:
+        """Return the flat form of `problem`; layers are sorted by index."""
+        layers = sorted(problem.layers, key=lambda layer: layer.index)
+        index = [layer.index for layer in layers]
+        groups: dict[str, list[int]] = {}
+        layer_pos: list[int | None] = []
+        for i, c in enumerate(problem.candidates):
+            if c.group is not None:
+                groups.setdefault(c.group, []).append(i)
+            layer_pos.append(
+                bisect.bisect_left(index, c.layer) if c.layer is not None and index else None
+            )
+        cands = problem.candidates
+        return cls(
+            problem=problem,
+            ids=[c.id for c in cands],
+            gain=[c.gain for c in cands],
+            params=[c.params for c in cands],
+            flops=[c.flops for c in cands],
+            latency=[c.latency_ms for c in cands],
+            memory=[c.memory_bytes for c in cands],
+            groups=groups,
+            layer_pos=layer_pos,
+            layer_index=index,
+            layer_flops=[layer.backward_flops for layer in layers],
+            layer_memory=[layer.memory_bytes for layer in layers],
+        )
+
+    @property
+    def n(self) -> int:
+        """Number of candidates."""
+        return len(self.ids)
+
+    def earliest_layer(self, selection: list[int]) -> int | None:
+        """Return the lowest layer position any selected candidate reaches, or None."""
+        positions = [self.layer_pos[i] for i in selection if self.layer_pos[i] is not None]
+        return min(positions) if positions else None
+
+    def totals(self, selection: list[int]) -> Totals:
+        """Return the exact totals of `selection` (candidate positions), layers paid once."""
+        first = self.earliest_layer(selection)
+        reached = range(first, len(self.layer_index)) if first is not None else range(0)
+        return Totals(
+            gain=math.fsum(self.gain[i] for i in selection),
+            params=sum(self.params[i] for i in selection),
+            flops=math.fsum([*(self.flops[i] for i in selection), *(self.layer_flops[k] for k in reached)]),
+            latency_ms=math.fsum(self.latency[i] for i in selection),
+            memory_bytes=math.fsum(
+                [*(self.memory[i] for i in selection), *(self.layer_memory[k] for k in reached)]
+            ),
+        )
+
+    def fits(self, t: Totals, *, min_gain: bool = True) -> bool:
+        """True when totals `t` respect every budget cap (and min_gain when asked)."""
+        b = self.problem.budget
+        caps = [(t.params, b.params), (t.flops, b.flops)]
+        if b.latency_ms is not None:
+            caps.append((t.latency_ms, b.latency_ms))
+        if b.memory_bytes is not None:
+            caps.append((t.memory_bytes, b.memory_bytes))
+        if any(value > cap * (1 + _CAP_RTOL) for value, cap in caps):
+            return False
+        return not min_gain or t.gain >= self.problem.min_gain * (1 - _CAP_RTOL)
+
+    def fractions(self, t: Totals) -> tuple[float, float]:
+        """Return (p, c): the plan's share of the params and flops budgets."""
+        b = self.problem.budget
+        return t.params / b.params, t.flops / b.flops
+
+    def efficiency(self, t: Totals) -> float | None:
+        """Return M = gain / sqrt(p*c), or None for an empty plan."""
+        if t.params == 0:
+            return None
+        p, c = self.fractions(t)
+        return t.gain / math.sqrt(p * c)
+
+    def single_ok(self, i: int) -> bool:
+        """True when candidate i alone (with its layer costs) fits the caps, ignoring min_gain."""
+        return self.fits(self.totals([i]), min_gain=False)

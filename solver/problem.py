@@ -1,0 +1,113 @@
+"""Pydantic schemas of the planning problem and its plan (the solver contract)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Objective = Literal["gain", "efficiency"]
+Status = Literal["optimal", "feasible", "infeasible"]
+
+
+class _Strict(BaseModel):
+    """Base: unknown fields are errors, NaN and infinities are rejected."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Candidate(_Strict):
+    """One adapter choice (method x setting x site) with its gain and costs."""
+
+    id: str = Field(min_length=1, max_length=512)
+    method: str = Field(min_length=1, max_length=64)
+    group: str | None = Field(default=None, max_length=512)
+    layer: int | None = Field(default=None, ge=0)
+    gain: float = Field(ge=0)
+    params: int = Field(gt=0)
+    flops: float = Field(gt=0)
+    latency_ms: float = Field(default=0.0, ge=0)
+    memory_bytes: float = Field(default=0.0, ge=0)
+    site: str | None = None
+    config: dict[str, Any] | None = None
+
+
+class LayerCost(_Strict):
+    """Shared cost of a layer, paid once when any chosen candidate sits at or below it."""
+
+    index: int = Field(ge=0)
+    backward_flops: float = Field(default=0.0, ge=0)
+    memory_bytes: float = Field(default=0.0, ge=0)
+
+
+class Budget(_Strict):
+    """Caps on the plan's totals; params and flops are required."""
+
+    params: float = Field(gt=0)
+    flops: float = Field(gt=0)
+    latency_ms: float | None = Field(default=None, gt=0)
+    memory_bytes: float | None = Field(default=None, gt=0)
+
+
+class Problem(_Strict):
+    """Candidates, shared layer costs, a budget and an objective."""
+
+    candidates: list[Candidate] = Field(min_length=1)
+    layers: list[LayerCost] = Field(default_factory=list)
+    budget: Budget
+    objective: Objective = "gain"
+    min_gain: float = Field(default=0.0, ge=0)
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique_ids(cls, candidates: list[Candidate]) -> list[Candidate]:
+        seen: set[str] = set()
+        for c in candidates:
+            if c.id in seen:
+                raise ValueError(f"duplicate candidate id {c.id!r}")
+            seen.add(c.id)
+        return candidates
+
+    @field_validator("layers")
+    @classmethod
+    def _unique_layers(cls, layers: list[LayerCost]) -> list[LayerCost]:
+        indices = [layer.index for layer in layers]
+        if len(set(indices)) != len(indices):
+            raise ValueError("duplicate layer index")
+        return layers
+
+    @model_validator(mode="after")
+    def _layers_known(self) -> Problem:
+        if self.layers:
+            known = {layer.index for layer in self.layers}
+            for i, c in enumerate(self.candidates):
+                if c.layer is not None and c.layer not in known:
+                    raise ValueError(
+                        f"candidates[{i}].layer: {c.layer} has no entry in layers"
+                    )
+        return self
+
+
+class Plan(BaseModel):
+    """The chosen candidates and their totals; `efficiency` is M = gain / sqrt(p*c)."""
+
+    status: Status
+    objective: Objective
+    selected: list[str]
+    gain: float
+    params: int
+    flops: float
+    latency_ms: float
+    memory_bytes: float
+    p: float
+    c: float
+    efficiency: float | None
+    bound: float | None = Field(
+        default=None,
+        description="Best proven upper bound of the objective (equals it when optimal).",
+    )
+    solve_ms: float
+
+
+class SolveTimeout(RuntimeError):
+    """The time limit passed before any plan meeting the constraints was found."""
