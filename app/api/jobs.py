@@ -1,0 +1,107 @@
+"""/v1/jobs: profiling job state, progress, timings; DELETE cancels."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from app.context import Ctx, Db
+from app.errors import ApiError, problem_responses
+from app.store import jobs as job_store
+from app.store.tables import JobRow, utcnow
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+class Progress(BaseModel):
+    """Candidates measured so far, of how many."""
+
+    done: int
+    total: int | None
+
+
+class Timings(BaseModel):
+    """When the job was created, started and finished, and the seconds spent."""
+
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    queued_s: float | None = Field(description="Seconds from creation to start (or now).")
+    running_s: float | None = Field(description="Seconds from start to finish (or now).")
+
+
+class JobOut(BaseModel):
+    """A profiling job."""
+
+    id: str
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    cached: bool = Field(description="Answered from a stored profile without running.")
+    attempts: int
+    progress: Progress
+    timings: Timings
+    error: str | None
+    model: dict[str, Any]
+    options: dict[str, Any]
+    profile_id: str | None
+    profile_url: str | None
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None:
+        return None
+    return round(((end or utcnow()) - start).total_seconds(), 3)
+
+
+def job_out(job: JobRow) -> JobOut:
+    """A job as its API representation."""
+    return JobOut.model_validate({
+        "id": job.id, "state": job.state, "cached": job.cached, "attempts": job.attempts,
+        "progress": {"done": job.done, "total": job.total},
+        "timings": {
+            "created_at": job.created_at, "started_at": job.started_at,
+            "finished_at": job.finished_at,
+            "queued_s": _seconds(job.created_at, job.started_at),
+            "running_s": _seconds(job.started_at, job.finished_at),
+        },
+        "error": job.error, "model": job.spec, "options": job.options,
+        "profile_id": job.profile_id,
+        "profile_url": f"/v1/profiles/{job.profile_id}" if job.profile_id else None,
+    })
+
+
+def job_row(session: Session, job_id: str) -> JobRow:
+    """The job, or a 404."""
+    job = session.get(JobRow, job_id)
+    if job is None:
+        raise ApiError(404, f"no job with id {job_id!r}")
+    return job
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=problem_responses(404))
+def get_job(job_id: str, session: Db) -> JobOut:
+    """A job's state, progress, timings and error."""
+    return job_out(job_row(session, job_id))
+
+
+@router.delete(
+    "/{job_id}", response_model=JobOut, responses=problem_responses(404, 409),
+    summary="Cancel a queued or running job",
+)
+def cancel_job(
+    job_id: str, ctx: Ctx,
+    session: Db,
+) -> JobOut:
+    """Cancel the job; 409 if it already finished (cancelling twice is fine)."""
+    job = job_row(session, job_id)
+    if job.state != "cancelled":
+        if not job_store.cancel(session, job):
+            session.refresh(job)
+            raise ApiError(409, f"job {job_id} already {job.state}; nothing to cancel")
+        if ctx.runner is not None:
+            ctx.runner.cancel(job_id)
+    session.refresh(job)
+    return job_out(job)

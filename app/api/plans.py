@@ -1,0 +1,169 @@
+"""/v1/plans: solve a budget against a stored profile or an inline problem."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.orm import Session
+
+from app.context import Context, Ctx, Db
+from app.errors import ApiError, problem_responses
+from app.idempotency import IdempotencyKey, Outcome, respond
+from app.planning import BudgetSpec, GainSpec, PlanningError, gain_sources, problem_from_profile
+from app.profile_store import load_profile
+from app.store import plans
+from app.store.tables import PlanRow
+from solver import Plan, Problem, SolveTimeout, solve
+
+router = APIRouter(prefix="/v1/plans", tags=["plans"])
+
+
+class PlanRequest(BaseModel):
+    """A budget and objective against a stored profile, or an inline problem."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    profile_id: str | None = Field(default=None, max_length=64)
+    budget: BudgetSpec | None = Field(default=None, description="With profile_id.")
+    objective: Literal["gain", "efficiency"] = "gain"
+    min_gain: float = Field(default=0.0, ge=0)
+    gains: GainSpec | None = Field(default=None, description="With profile_id.")
+    problem: Problem | None = Field(default=None, description="Instead of profile_id.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PlanRequest:
+        if (self.profile_id is None) == (self.problem is None):
+            raise ValueError("give exactly one of profile_id and problem")
+        if self.problem is not None and (self.budget or self.gains):
+            raise ValueError("budget and gains go inside an inline problem")
+        if self.profile_id is not None and self.budget is None:
+            raise ValueError("budget is required with profile_id")
+        return self
+
+
+class PlanSource(BaseModel):
+    """What a plan was solved from."""
+
+    profile_id: str | None
+    budget: dict[str, Any] = Field(description="The budget as requested (may be relative).")
+    objective: str
+    min_gain: float
+    gains: dict[str, int] = Field(description="How many candidates took their gain from where.")
+    problem_sha256: str
+
+
+class PlanOut(BaseModel):
+    """A stored plan."""
+
+    id: str
+    created_at: datetime
+    source: PlanSource
+    plan: Plan
+
+
+class PlanPage(BaseModel):
+    """One page of plans, newest first."""
+
+    items: list[PlanOut]
+    total: int
+    limit: int
+    offset: int
+
+
+def plan_out(row: PlanRow) -> PlanOut:
+    """A stored plan as its API representation."""
+    return PlanOut(id=row.id, created_at=row.created_at, source=row.source, plan=row.plan)
+
+
+def _problem_for(ctx: Context, session: Session, body: PlanRequest) -> tuple[Problem, dict]:
+    if body.problem is not None:
+        problem = body.problem
+        source = {"budget": problem.budget.model_dump(exclude_none=True),
+                  "gains": {"problem": len(problem.candidates)}}
+    else:
+        profile = load_profile(ctx, session, body.profile_id)
+        try:
+            problem = problem_from_profile(
+                profile, body.budget, body.objective, body.gains, body.min_gain
+            )
+        except PlanningError as exc:
+            raise ApiError(422, str(exc)) from exc
+        counts = gain_sources(profile, body.gains)
+        source = {"budget": body.budget.model_dump(exclude_none=True),
+                  "gains": {k: n for k, n in counts.items() if n}}
+    if len(problem.candidates) > ctx.settings.max_candidates:
+        raise ApiError(
+            422, f"{len(problem.candidates)} candidates; the limit is {ctx.settings.max_candidates}"
+        )
+    source.update(profile_id=body.profile_id, objective=problem.objective,
+                  min_gain=problem.min_gain)
+    return problem, source
+
+
+@router.post(
+    "", status_code=201, response_model=PlanOut,
+    responses=problem_responses(404, 409, 422, 503),
+    summary="Solve a budget: returns the stored plan",
+)
+def create_plan(
+    body: PlanRequest, request: Request, ctx: Ctx, session: Db,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Solve and store a plan; 201 with the plan and its Location."""
+
+    def produce() -> Outcome:
+        problem, source = _problem_for(ctx, session, body)
+        problem_json = problem.model_dump_json()
+        digest = hashlib.sha256(problem_json.encode()).hexdigest()
+        try:
+            plan = solve(problem, max_time_s=ctx.settings.solve_max_time_s)
+        except SolveTimeout as exc:
+            raise ApiError(
+                503, f"no feasible plan found within {ctx.settings.solve_max_time_s} s: {exc}",
+                headers={"Retry-After": "1"},
+            ) from exc
+        ctx.metrics.solve.labels(plan.objective, plan.status).observe(plan.solve_ms / 1e3)
+        source["problem_sha256"] = digest
+        row = plans.add(
+            session, plan.model_dump(mode="json"), source, digest, problem_json, body.profile_id
+        )
+        return Outcome(201, plan_out(row), location=f"/v1/plans/{row.id}")
+
+    return respond(session, request, idempotency_key, body, produce)
+
+
+@router.get("", response_model=PlanPage, responses=problem_responses(422))
+def list_plans(
+    session: Db,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    profile_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Stored plans, newest first."""
+    rows, total = plans.page(session, limit, offset, profile_id)
+    return {"items": [plan_out(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+
+
+def _plan_row(session: Session, plan_id: str) -> PlanRow:
+    row = session.get(PlanRow, plan_id)
+    if row is None:
+        raise ApiError(404, f"no plan with id {plan_id!r}")
+    return row
+
+
+@router.get("/{plan_id}", response_model=PlanOut, responses=problem_responses(404))
+def get_plan(plan_id: str, session: Db) -> PlanOut:
+    """One stored plan."""
+    return plan_out(_plan_row(session, plan_id))
+
+
+@router.get("/{plan_id}/problem", response_model=Problem, responses=problem_responses(404))
+def get_plan_problem(plan_id: str, session: Db) -> Response:
+    """The exact problem the plan solved (solve it again to reproduce the plan)."""
+    body = plans.problem_body(session, _plan_row(session, plan_id).problem_hash)
+    return Response(body, media_type="application/json")

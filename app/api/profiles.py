@@ -1,0 +1,162 @@
+"""/v1/profiles: start profiling jobs, read profiles and their Pareto frontiers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.api.jobs import JobOut, job_out
+from app.chart import frontier_svg
+from app.context import Context, Ctx, Db
+from app.errors import ApiError, problem_responses
+from app.idempotency import IdempotencyKey, Outcome, respond
+from app.modelspec import cache_key, checked_spec
+from app.planning import BudgetSpec, PlanningError, problem_from_profile
+from app.profile_store import load_profile, profile_row
+from app.store import jobs as job_store
+from app.store import profiles as profile_store
+from app.store.tables import ProfileRow
+from profiler.schema import ModelSpec, Profile, ProfileOptions
+from solver import Frontier, frontier
+
+router = APIRouter(prefix="/v1/profiles", tags=["profiles"])
+SVG = "image/svg+xml"
+
+
+class ProfileRequest(BaseModel):
+    """A model to profile and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelSpec
+    options: ProfileOptions = Field(default_factory=ProfileOptions)
+
+
+class ProfileSummary(BaseModel):
+    """A stored profile, without its candidates."""
+
+    id: str
+    model_name: str
+    total_params: int
+    num_candidates: int
+    created_at: datetime
+
+
+class ProfilePage(BaseModel):
+    """One page of profiles, newest first."""
+
+    items: list[ProfileSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+@router.post(
+    "", status_code=202, response_model=JobOut,
+    responses={200: {"description": "Answered from the profile cache", "model": JobOut}}
+    | problem_responses(403, 409, 422, 429),
+    summary="Start a profiling job (or reuse a stored profile)",
+)
+def create_profile(
+    body: ProfileRequest, request: Request, ctx: Ctx, session: Db,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """202 with a queued job; 200 with a finished job when the same profile is stored.
+
+    A request equal to a queued or running job's joins that job.
+    """
+
+    def produce() -> Outcome:
+        spec = checked_spec(body.model, ctx.settings)
+        key = cache_key(spec, body.options)
+        spec_json, options_json = spec.model_dump(mode="json"), body.options.model_dump(mode="json")
+        stored = profile_store.by_cache_key(session, key)
+        if stored is not None:
+            job = job_store.add_cached(session, spec_json, options_json, stored)
+            session.commit()
+            return Outcome(200, job_out(job), location=f"/v1/jobs/{job.id}")
+        job = job_store.active_with_key(session, key)
+        if job is None:
+            queued = job_store.count_by_state(session)["queued"]
+            if queued >= ctx.settings.max_queued_jobs:
+                raise ApiError(
+                    429, f"{queued} jobs are queued (the limit); retry later",
+                    headers={"Retry-After": "30"},
+                )
+            job = job_store.enqueue(session, spec_json, options_json, key)
+            session.commit()
+            if ctx.runner is not None:
+                ctx.runner.submit(job.id)
+        return Outcome(202, job_out(job), location=f"/v1/jobs/{job.id}")
+
+    return respond(session, request, idempotency_key, body, produce)
+
+
+@router.get("", response_model=ProfilePage, responses=problem_responses(422))
+def list_profiles(
+    session: Db,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> dict[str, Any]:
+    """Stored profiles, newest first."""
+    rows = session.scalars(
+        select(ProfileRow).order_by(ProfileRow.created_at.desc(), ProfileRow.id)
+        .limit(limit).offset(offset)
+    ).all()
+    total = session.scalar(select(func.count()).select_from(ProfileRow))
+    items = [
+        {"id": r.id, "model_name": r.model_name, "total_params": r.total_params,
+         "num_candidates": r.num_candidates, "created_at": r.created_at}
+        for r in rows
+    ]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/{profile_id}", response_model=Profile, responses=problem_responses(404))
+def get_profile(profile_id: str, session: Db) -> Response:
+    """The full profile: model, measurement settings, candidates and layer costs."""
+    return Response(profile_row(session, profile_id).body, media_type="application/json")
+
+
+def _frontier(ctx: Context, session: Session, profile_id: str, axis: str, points: int) -> Frontier:
+    profile = load_profile(ctx, session, profile_id)
+    everything = BudgetSpec(
+        params=sum(c.params for c in profile.candidates),
+        flops=sum(c.flops for c in profile.candidates)
+        + sum(layer.backward_flops for layer in profile.layers),
+    )
+    try:
+        problem = problem_from_profile(profile, everything)
+    except PlanningError as exc:
+        raise ApiError(422, f"{exc}; the frontier uses the profile's own gains") from exc
+    return frontier(problem, axis=axis, max_points=points, max_time_s=ctx.settings.solve_max_time_s)
+
+
+@router.get(
+    "/{profile_id}/frontier", response_model=Frontier,
+    responses={200: {"content": {SVG: {"schema": {"type": "string"}}}}}
+    | problem_responses(404, 422),
+    summary="The Pareto frontier of gain against a cost (JSON, or SVG)",
+)
+def get_frontier(
+    profile_id: str, request: Request, ctx: Ctx, session: Db,
+    axis: Literal["params", "flops", "latency_ms", "memory_bytes"] = "params",
+    max_points: Annotated[int, Query(ge=2, le=200)] = 20,
+    format: Literal["json", "svg"] | None = None,
+) -> Response:
+    """Best gain for each cost cap on `axis`; SVG with `Accept: image/svg+xml` or `?format=svg`."""
+    points = min(max_points, ctx.settings.frontier_max_points)
+    front = ctx.frontiers.get_or_load(
+        (profile_id, axis, points), lambda: _frontier(ctx, session, profile_id, axis, points)
+    )
+    wants_svg = format == "svg" or (format is None and SVG in request.headers.get("accept", ""))
+    if wants_svg:
+        title = f"Pareto frontier of profile {profile_id} ({axis})"
+        return Response(frontier_svg(front, title), media_type=SVG)
+    return JSONResponse(front.model_dump(mode="json"))

@@ -1,0 +1,111 @@
+"""RFC 9457 problem details: one error shape for every failure the API returns."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+class ProblemDetail(BaseModel):
+    """An RFC 9457 problem: `type`, `title`, `status`, `detail`, optional field `errors`."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="For validation errors: each invalid field and why."
+    )
+
+
+class ApiError(Exception):
+    """An error the API reports as a problem with this status and detail."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def problem_response(
+    status: int, detail: str, *, instance: str | None = None,
+    errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """A problem+json response."""
+    body = ProblemDetail(
+        title=HTTPStatus(status).phrase, status=status, detail=detail,
+        instance=instance, errors=errors,
+    )
+    return JSONResponse(
+        jsonable_encoder(body, exclude_none=True), status_code=status,
+        media_type=PROBLEM_JSON, headers=headers,
+    )
+
+
+def _field_errors(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    items = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type")}
+        for e in errors
+    ]
+    first = items[0] if items else {"loc": [], "msg": "invalid request"}
+    where = ".".join(first["loc"]) or "body"
+    more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+    return f"{where}: {first['msg']}{more}", items
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error (HTTP, validation, ours, unexpected) as problem+json."""
+
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return problem_response(
+            exc.status_code, detail, instance=request.url.path, headers=exc.headers
+        )
+
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, items = _field_errors(list(exc.errors()))
+        return problem_response(422, detail, instance=request.url.path, errors=items)
+
+    async def model_error(request: Request, exc: ValidationError) -> JSONResponse:
+        detail, items = _field_errors(exc.errors(include_url=False))
+        return problem_response(422, detail, instance=request.url.path, errors=items)
+
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return problem_response(
+            exc.status, exc.detail, instance=request.url.path, headers=exc.headers
+        )
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        detail = "internal error; see the server log"
+        return problem_response(500, detail, instance=request.url.path)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ValidationError, model_error)
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries declaring problem+json bodies for these statuses."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}},
+        }
+        for status in statuses
+    }

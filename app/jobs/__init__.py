@@ -1,0 +1,1 @@
+"""Profiling jobs: the runner interface, the local worker runner, and job execution."""

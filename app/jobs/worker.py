@@ -1,0 +1,53 @@
+"""A worker process: claims queued jobs from the job table and runs them.
+
+Started by the local runner as `python -m app.jobs.worker`. It exits on
+SIGTERM/SIGINT or when its parent (the service) is gone, abandoning the job
+in hand; the service re-queues it on its next start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+
+from app.jobs.execute import run_job
+from app.settings import Settings
+from app.store import create_store_engine, jobs
+
+log = logging.getLogger("app.jobs.worker")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the worker loop until told to stop."""
+    parser = argparse.ArgumentParser(prog="python -m app.jobs.worker")
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--parent-pid", type=int, required=True)
+    parser.add_argument("--settings", required=True, help="the service's settings, as JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
+    settings = Settings.model_validate_json(args.settings)
+    engine = create_store_engine(args.db)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def should_stop() -> bool:
+        return stop.is_set() or os.getppid() != args.parent_pid
+
+    while not should_stop():
+        job = jobs.claim_next(engine, args.worker_id)
+        if job is None:
+            stop.wait(settings.worker_poll_s)
+            continue
+        log.info("running job %s", job.id)
+        run_job(engine, job, args.worker_id, settings, should_stop)
+    engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

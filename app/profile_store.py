@@ -1,0 +1,26 @@
+"""Loading stored profiles as `profiler.schema.Profile` objects, cached per process."""
+
+from __future__ import annotations
+
+from profiler.schema import Profile
+from sqlalchemy.orm import Session
+
+from app.context import Context
+from app.errors import ApiError
+from app.store.tables import ProfileRow
+
+
+def profile_row(session: Session, profile_id: str) -> ProfileRow:
+    """The stored profile row, or a 404."""
+    row = session.get(ProfileRow, profile_id)
+    if row is None:
+        raise ApiError(404, f"no profile with id {profile_id!r}")
+    return row
+
+
+def load_profile(ctx: Context, session: Session, profile_id: str) -> Profile:
+    """The parsed profile (profiles never change once stored, so parses are cached)."""
+    return ctx.profiles.get_or_load(
+        profile_id,
+        lambda: Profile.model_validate_json(profile_row(session, profile_id).body),
+    )

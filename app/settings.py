@@ -1,0 +1,48 @@
+"""Service settings, read from `PEFT_PLANNER_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the service can be configured with; see each field's description."""
+
+    model_config = SettingsConfigDict(env_prefix="PEFT_PLANNER_", extra="ignore")
+
+    db: str = Field(
+        default="data/peft-planner.db",
+        description="SQLite file path, or any SQLAlchemy database URL (contains '://').",
+    )
+    models_root: Path | None = Field(
+        default=None,
+        description="Directory under which model directories may be profiled; unset: none may.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="When set, /v1 requires `Authorization: Bearer <key>`."
+    )
+    jobs: Literal["local", "ray"] = Field(default="local", description="Job runner.")
+    workers: int = Field(default=1, ge=1, le=64, description="Local worker processes.")
+    worker_poll_s: float = Field(default=0.25, gt=0, description="Idle worker poll interval.")
+    job_max_attempts: int = Field(
+        default=2, ge=1, description="Runs of a job before a restart marks it failed."
+    )
+    max_body_bytes: int = Field(default=8 * 2**20, ge=1024, description="Largest request body.")
+    max_candidates: int = Field(default=20_000, ge=1, description="Most candidates per problem.")
+    max_model_params: int = Field(
+        default=20_000_000_000, ge=1, description="Largest model a job may profile."
+    )
+    max_queued_jobs: int = Field(default=16, ge=1, description="Queued jobs before 429.")
+    solve_max_time_s: float = Field(default=30.0, gt=0, description="Time limit of one solve.")
+    frontier_max_points: int = Field(default=50, ge=2, description="Most frontier points.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,155 @@
+"""Job-table operations shared by the API process and the worker processes.
+
+Every state change is a conditional UPDATE, so two processes never both
+own a job: a worker claims a job only while it is `queued`, and writes
+progress or a result only while the job is still `running` under its claim.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session
+
+from app.store.tables import JobRow, ProfileRow, utcnow
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+
+
+def new_id() -> str:
+    """A fresh random id."""
+    return uuid.uuid4().hex
+
+
+def enqueue(session: Session, spec: dict, options: dict, cache_key: str) -> JobRow:
+    """Add a queued job (the caller commits)."""
+    job = JobRow(id=new_id(), state="queued", spec=spec, options=options, cache_key=cache_key)
+    session.add(job)
+    return job
+
+
+def add_cached(session: Session, spec: dict, options: dict, profile: ProfileRow) -> JobRow:
+    """Record a job answered from the profile cache: already succeeded, nothing to run."""
+    now = utcnow()
+    job = JobRow(
+        id=new_id(), state="succeeded", spec=spec, options=options,
+        cache_key=profile.cache_key, cached=True, profile_id=profile.id,
+        done=profile.num_candidates, total=profile.num_candidates,
+        created_at=now, started_at=now, finished_at=now,
+    )
+    session.add(job)
+    return job
+
+
+def active_with_key(session: Session, cache_key: str) -> JobRow | None:
+    """A queued or running job that will produce this cache key's profile."""
+    stmt = (
+        select(JobRow)
+        .where(JobRow.cache_key == cache_key, JobRow.state.in_(ACTIVE))
+        .order_by(JobRow.created_at)
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
+def count_by_state(session: Session) -> dict[str, int]:
+    """How many jobs are in each state (every state present, zeros included)."""
+    rows = session.execute(select(JobRow.state, func.count()).group_by(JobRow.state)).all()
+    counts = dict.fromkeys(STATES, 0)
+    counts.update({state: n for state, n in rows})
+    return counts
+
+
+def claim_next(engine: Engine, worker: str) -> JobRow | None:
+    """Claim the oldest queued job for `worker`, or return None when there is none."""
+    with Session(engine, expire_on_commit=False) as session:
+        for _ in range(5):
+            job_id = session.scalars(
+                select(JobRow.id).where(JobRow.state == "queued")
+                .order_by(JobRow.created_at).limit(1)
+            ).first()
+            if job_id is None:
+                return None
+            claimed = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == "queued")
+                .values(state="running", claimed_by=worker, attempts=JobRow.attempts + 1,
+                        started_at=utcnow(), done=0, error=None)
+            ).rowcount
+            session.commit()
+            if claimed == 1:
+                return session.get(JobRow, job_id, populate_existing=True)
+    return None
+
+
+def _owned(job_id: str, worker: str):
+    return (JobRow.id == job_id, JobRow.state == "running", JobRow.claimed_by == worker)
+
+
+def report_progress(engine: Engine, job_id: str, worker: str, done: int, total: int) -> bool:
+    """Store progress; False when the job is no longer this worker's (cancelled, re-queued)."""
+    with Session(engine) as session:
+        n = session.execute(
+            update(JobRow).where(*_owned(job_id, worker)).values(done=done, total=total)
+        ).rowcount
+        session.commit()
+    return n == 1
+
+
+def still_owned(engine: Engine, job_id: str, worker: str) -> bool:
+    """Whether the job is still running under this worker's claim."""
+    with Session(engine) as session:
+        return session.scalar(select(func.count()).where(*_owned(job_id, worker))) == 1
+
+
+def finish(
+    engine: Engine, job_id: str, worker: str, *, state: str,
+    error: str | None = None, profile_id: str | None = None,
+) -> bool:
+    """Move an owned running job to a final state; False if it was not ours any more."""
+    with Session(engine) as session:
+        n = session.execute(
+            update(JobRow).where(*_owned(job_id, worker)).values(
+                state=state, error=error, profile_id=profile_id, finished_at=utcnow()
+            )
+        ).rowcount
+        session.commit()
+    return n == 1
+
+
+def cancel(session: Session, job: JobRow) -> bool:
+    """Cancel a queued or running job; False when it had already finished."""
+    n = session.execute(
+        update(JobRow).where(JobRow.id == job.id, JobRow.state.in_(ACTIVE))
+        .values(state="cancelled", finished_at=utcnow(), error="cancelled by request")
+    ).rowcount
+    session.commit()
+    return n == 1
+
+
+def release_running(
+    engine: Engine, reason: str, max_attempts: int, worker: str | None = None
+) -> int:
+    """Re-queue running jobs (all, or one worker's) or fail those out of attempts.
+
+    Called on start-up, when no worker of a previous process can still own a
+    job, and when a worker process dies. Returns how many jobs were touched.
+    """
+    owner = () if worker is None else (JobRow.claimed_by == worker,)
+    with Session(engine) as session:
+        failed = session.execute(
+            update(JobRow)
+            .where(JobRow.state == "running", JobRow.attempts >= max_attempts, *owner)
+            .values(state="failed", finished_at=utcnow(), claimed_by=None,
+                    error=f"{reason}; gave up after {max_attempts} attempt(s)")
+        ).rowcount
+        requeued = session.execute(
+            update(JobRow)
+            .where(JobRow.state == "running", *owner)
+            .values(state="queued", claimed_by=None, started_at=None, done=0,
+                    error=f"{reason}; re-queued")
+        ).rowcount
+        session.commit()
+    return failed + requeued
