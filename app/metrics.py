@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -44,17 +43,8 @@ class _JobsCollector:
         yield gauge
 
 
-def route_template(scope: Scope) -> str:
-    """The matched route's path template (bounded label values), or "unmatched"."""
-    for route in scope["app"].routes:
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return getattr(route, "path", "unmatched")
-    return "unmatched"
-
-
 class MetricsMiddleware:
-    """Counts and times every HTTP request by route template."""
+    """Counts and times every HTTP request by route template (set on the scope by routing)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app = app
@@ -76,7 +66,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = route_template(scope)
+            route = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)

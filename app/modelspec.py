@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from profiler.catalog import list_models
 from profiler.schema import ModelSpec, ProfileOptions
 
 from app.errors import ApiError
@@ -69,6 +70,15 @@ def checked_spec(spec: ModelSpec, settings: Settings) -> ModelSpec:
         return spec.model_copy(update={"path": str(model_dir(str(spec.path), settings))})
     if spec.config is not None:
         _refuse_custom_code(spec.config, "model.config")
+    if spec.name is not None:
+        entry = next((m for m in list_models() if m.name == spec.name), None)
+        if entry is None:
+            raise ApiError(422, f"model.name {spec.name!r} is not in the catalog (GET /v1/models)")
+        if entry.params > settings.max_model_params:
+            raise ApiError(
+                422, f"{spec.name} has ~{entry.params} parameters; "
+                f"the limit is {settings.max_model_params}",
+            )
     return spec
 
 

@@ -1,0 +1,30 @@
+"""/healthz, /readyz, /metrics, /v1/models, /v1/methods."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+
+def test_health_and_readiness_without_runner(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_metrics_count_requests_jobs_and_solves(client: TestClient, profile_id: str) -> None:
+    client.post("/v1/plans", json={"profile_id": profile_id, "budget": {"params": "1%"}})
+    client.get("/v1/plans/unknown")
+    text = client.get("/metrics").text
+    assert 'peft_planner_http_requests_total{method="POST",route="/v1/plans",status="201"} 1.0' in text
+    assert 'route="/v1/plans/{plan_id}",status="404"' in text
+    assert 'peft_planner_jobs{state="queued"} 0.0' in text
+    assert 'peft_planner_solve_seconds_count{objective="gain",status="optimal"} 1.0' in text
+    assert "peft_planner_http_request_seconds_bucket" in text
+
+
+def test_catalog_and_methods(client: TestClient) -> None:
+    models = client.get("/v1/models").json()
+    assert "bert-base" in {m["name"] for m in models}
+    methods = client.get("/v1/methods").json()
+    assert "lora" in {m["name"] for m in methods}

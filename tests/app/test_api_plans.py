@@ -1,0 +1,127 @@
+"""POST/GET /v1/plans against stored profiles and inline problems."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from app.settings import Settings
+from service_helpers import store_profile, synthetic_profile
+
+PROBLEM = {
+    "candidates": [
+        {"id": "a", "method": "lora", "gain": 3.0, "params": 10, "flops": 5.0},
+        {"id": "b", "method": "lora", "gain": 2.0, "params": 6, "flops": 2.0},
+        {"id": "c", "method": "bitfit", "gain": 1.0, "params": 5, "flops": 1.0},
+    ],
+    "budget": {"params": 12, "flops": 10},
+}
+
+
+def _is_problem(response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status and body["detail"]
+    return body
+
+
+def test_inline_problem_is_solved_stored_and_listed(client: TestClient) -> None:
+    r = client.post("/v1/plans", json={"problem": PROBLEM})
+    assert r.status_code == 201, r.text
+    plan = r.json()
+    assert r.headers["location"] == f"/v1/plans/{plan['id']}"
+    assert plan["plan"]["status"] == "optimal"
+    assert sorted(plan["plan"]["selected"]) == ["b", "c"]
+    assert plan["source"]["gains"] == {"problem": 3}
+    assert client.get(r.headers["location"]).json() == plan
+    problem = client.get(f"{r.headers['location']}/problem").json()
+    assert [c["id"] for c in problem["candidates"]] == ["a", "b", "c"]
+    listed = client.get("/v1/plans").json()
+    assert listed["total"] == 1 and listed["items"][0]["id"] == plan["id"]
+
+
+def test_relative_budget_against_a_stored_profile(client: TestClient, profile_id: str) -> None:
+    body = {"profile_id": profile_id, "budget": {"params": "1%", "flops": "1%"}}
+    r = client.post("/v1/plans", json=body)
+    assert r.status_code == 201, r.text
+    plan = r.json()["plan"]
+    assert plan["params"] <= 1_000 and plan["flops"] <= 0.03e9
+    assert plan["p"] == plan["params"] / 1_000
+    source = r.json()["source"]
+    assert source["profile_id"] == profile_id and source["gains"] == {"profile": 9}
+    assert client.get("/v1/plans", params={"profile_id": profile_id}).json()["total"] == 1
+
+
+def test_gains_by_id_and_method_override_the_profile(client: TestClient, profile_id: str) -> None:
+    gains = {
+        "candidates": {"layer.2:bitfit": 100.0},
+        "methods": {"lora": {"default": 0.5, "layers": {"1": 7.0}}, "bitfit": 0.0},
+        "use_profile": False,
+    }
+    body = {"profile_id": profile_id, "budget": {"params": 700}, "gains": gains}
+    r = client.post("/v1/plans", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["source"]["gains"] == {"candidate": 1, "method": 6, "method-layer": 2}
+    assert "layer.2:bitfit" in r.json()["plan"]["selected"]
+    assert any(s.startswith("layer.1.q:lora") for s in r.json()["plan"]["selected"])
+
+
+def test_missing_gains_are_a_clear_422(client: TestClient, settings: Settings) -> None:
+    pid = store_profile(settings.db, synthetic_profile(gains=False), key="no-gains")
+    r = client.post("/v1/plans", json={"profile_id": pid, "budget": {"params": "1%"}})
+    assert "no gain for 9 of 9 candidates" in _is_problem(r, 422)["detail"]
+    body = {"profile_id": pid, "budget": {"params": "1%"}, "gains": {"methods": {"lora": 1.0}}}
+    assert "no gain for 3 of 9" in _is_problem(client.post("/v1/plans", json=body), 422)["detail"]
+    body["gains"]["methods"]["bitfit"] = 0.1
+    assert client.post("/v1/plans", json=body).status_code == 201
+
+
+def test_bad_plan_requests(client: TestClient, profile_id: str) -> None:
+    bad = [
+        {},
+        {"problem": PROBLEM, "profile_id": profile_id},
+        {"problem": PROBLEM, "budget": {"params": 1}},
+        {"profile_id": profile_id},
+        {"profile_id": profile_id, "budget": {"params": "lots"}},
+        {"profile_id": profile_id, "budget": {"params": "-1%"}},
+        {"profile_id": profile_id, "budget": {"params": 1}, "gains": {"candidates": {"x": 1}}},
+        {"profile_id": profile_id, "budget": {"params": 1}, "gains": {"methods": {"ia3": 1}}},
+        {"problem": {**PROBLEM, "candidates": PROBLEM["candidates"] * 2}},
+        {"problem": {**PROBLEM, "objective": "speed"}},
+    ]
+    for body in bad:
+        _is_problem(client.post("/v1/plans", json=body), 422)
+    r = client.post("/v1/plans", json={"profile_id": "nope", "budget": {"params": 1}})
+    assert "no profile" in _is_problem(r, 404)["detail"]
+    _is_problem(client.get("/v1/plans/nope"), 404)
+    _is_problem(client.get("/v1/plans/nope/problem"), 404)
+
+
+def test_candidate_limit(settings: Settings) -> None:
+    from app.main import create_app
+
+    limited = settings.model_copy(update={"max_candidates": 2})
+    with TestClient(create_app(limited, run_jobs=False)) as c:
+        r = c.post("/v1/plans", json={"problem": PROBLEM})
+        assert "the limit is 2" in _is_problem(r, 422)["detail"]
+
+
+def test_idempotency_key_replays_the_first_response(client: TestClient) -> None:
+    headers = {"Idempotency-Key": "retry-1"}
+    first = client.post("/v1/plans", json={"problem": PROBLEM}, headers=headers)
+    again = client.post("/v1/plans", json={"problem": PROBLEM}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["location"] == first.headers["location"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert client.get("/v1/plans").json()["total"] == 1
+    other = {**PROBLEM, "budget": {"params": 20, "flops": 10}}
+    _is_problem(client.post("/v1/plans", json={"problem": other}, headers=headers), 422)
+    fresh = client.post("/v1/plans", json={"problem": PROBLEM}, headers={"Idempotency-Key": "2"})
+    assert fresh.json()["id"] != first.json()["id"]
+
+
+def test_failed_request_does_not_consume_the_key(client: TestClient) -> None:
+    headers = {"Idempotency-Key": "k"}
+    body = {"profile_id": "missing", "budget": {"params": 1}}
+    _is_problem(client.post("/v1/plans", json=body, headers=headers), 404)
+    _is_problem(client.post("/v1/plans", json=body, headers=headers), 404)
