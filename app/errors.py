@@ -66,14 +66,24 @@ def _field_errors(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any
     return f"{where}: {first['msg']}{more}", items
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (for a 405's Allow)."""
+    methods: set[str] = set()
+    for pattern, route_methods in request.app.state.route_methods:
+        if pattern.match(request.url.path):
+            methods |= route_methods
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error (HTTP, validation, ours, unexpected) as problem+json."""
 
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return problem_response(
-            exc.status_code, detail, instance=request.url.path, headers=exc.headers
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem_response(exc.status_code, detail, instance=request.url.path, headers=headers)
 
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         detail, items = _field_errors(list(exc.errors()))

@@ -51,13 +51,17 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
         version=__version__,
         description="Plan which parameter-efficient adapters go on which layers, within a budget.",
         lifespan=lifespan,
-        responses=problem_responses(500)
+        responses=problem_responses(400, 413, 500)
         | (problem_responses(401) if settings.api_key else {}),
     )
     app.state.context = ctx
     install_error_handlers(app)
-    for module in (plans, profiles, jobs, catalog, health):
-        app.include_router(module.router)
+    routers = [module.router for module in (plans, profiles, jobs, catalog, health)]
+    for router in routers:
+        app.include_router(router)
+    app.state.route_methods = [
+        (route.path_regex, set(route.methods)) for router in routers for route in router.routes
+    ]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())

@@ -76,7 +76,7 @@ def claim_next(engine: Engine, worker: str) -> JobRow | None:
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.state == "queued")
                 .values(state="running", claimed_by=worker, attempts=JobRow.attempts + 1,
-                        started_at=utcnow(), done=0, error=None)
+                        started_at=utcnow(), done=0)
             ).rowcount
             session.commit()
             if claimed == 1:
