@@ -1,0 +1,1 @@
+"""Small model definitions written in plain torch (no torchvision)."""

@@ -1,0 +1,203 @@
+"""Pydantic schemas at the profiler's edges: what to profile, how, and the resulting Profile.
+
+Pure pydantic (no torch import), so the web service can import it cheaply.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_METHODS = ["lora", "adapter", "bitfit", "norm_affine", "prompt_tuning"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class ModelSpec(_Strict):
+    """Which model to profile: exactly one of a catalog `name`, a transformers `config` dict, a local `path`."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    config: dict[str, Any] | None = None
+    path: str | None = Field(default=None, min_length=1, max_length=4096)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ModelSpec:
+        given = [k for k in ("name", "config", "path") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of name, config, path (got {given or 'none'})")
+        if self.config is not None and not isinstance(self.config.get("model_type"), str):
+            raise ValueError("config: must include a string `model_type`")
+        return self
+
+    def label(self) -> str:
+        """A short human-readable name of the model."""
+        if self.name is not None:
+            return self.name
+        if self.config is not None:
+            return f"config:{self.config['model_type']}"
+        return str(self.path).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _positive_unique(values: list[int], maximum: int, field: str) -> list[int]:
+    if not values:
+        raise ValueError(f"{field}: give at least one value")
+    for v in values:
+        if not 1 <= v <= maximum:
+            raise ValueError(f"{field}: {v} is outside 1..{maximum}")
+    return sorted(set(values))
+
+
+class ProfileOptions(_Strict):
+    """What to measure (methods and their settings, sites) and how (shape, device, dtype, repeats)."""
+
+    methods: list[str] = Field(default_factory=lambda: list(DEFAULT_METHODS), min_length=1)
+    ranks: list[int] = Field(default_factory=lambda: [4, 8, 16])
+    bottlenecks: list[int] = Field(default_factory=lambda: [16, 64])
+    prompt_lengths: list[int] = Field(default_factory=lambda: [10, 20])
+    target_modules: list[str] | None = None
+    batch_size: int = Field(default=8, ge=1, le=4096)
+    seq_len: int = Field(default=128, ge=1, le=131072)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    repeats: int = Field(default=5, ge=1, le=1000, description="Timed repeats per measurement (after warm-up).")
+    warmup: int = Field(default=2, ge=0, le=100, description="Untimed warm-up runs per measurement.")
+    threads: int | None = Field(default=None, ge=1, le=1024, description="CPU threads; default: torch's current count.")
+    seed: int = Field(default=0, ge=0)
+
+    @field_validator("methods")
+    @classmethod
+    def _methods_unique(cls, methods: list[str]) -> list[str]:
+        if len(set(methods)) != len(methods):
+            raise ValueError("methods: duplicate method")
+        return methods
+
+    @field_validator("ranks")
+    @classmethod
+    def _ranks(cls, v: list[int]) -> list[int]:
+        return _positive_unique(v, 4096, "ranks")
+
+    @field_validator("bottlenecks")
+    @classmethod
+    def _bottlenecks(cls, v: list[int]) -> list[int]:
+        return _positive_unique(v, 65536, "bottlenecks")
+
+    @field_validator("prompt_lengths")
+    @classmethod
+    def _prompt_lengths(cls, v: list[int]) -> list[int]:
+        return _positive_unique(v, 4096, "prompt_lengths")
+
+    @field_validator("target_modules")
+    @classmethod
+    def _targets(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and (not v or any(not p for p in v)):
+            raise ValueError("target_modules: give non-empty patterns, or null for all sites")
+        return v
+
+
+class ModelInfo(_Strict):
+    """The profiled model: name, exact parameter count, layer count, whole-model forward FLOPs."""
+
+    name: str
+    total_params: int = Field(ge=0)
+    num_layers: int = Field(ge=0)
+    forward_flops: float = Field(ge=0, description="Whole-model forward FLOPs at the profiled shape.")
+    architecture: str = ""
+
+
+class ProfileCandidate(_Strict):
+    """A solver candidate (costs measured, gain null until estimated) plus profiler details."""
+
+    id: str
+    method: str
+    group: str | None = None
+    layer: int | None = None
+    gain: float | None = None
+    params: int = Field(gt=0)
+    flops: float = Field(gt=0, description="Training FLOPs added per step (forward + backward).")
+    latency_ms: float = Field(ge=0, description="Inference latency added per batch (unmerged).")
+    memory_bytes: float = Field(ge=0, description="Training memory added: params, grads, Adam state, saved activations.")
+    site: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    inference_flops: float = Field(ge=0, description="Forward FLOPs added per batch.")
+    train_step_ms: float = Field(ge=0, description="Training-step time added per batch.")
+    latency_spread_ms: float = Field(default=0.0, ge=0, description="Interquartile range of latency_ms.")
+    train_step_spread_ms: float = Field(default=0.0, ge=0, description="Interquartile range of train_step_ms.")
+    activation_bytes: float = Field(default=0.0, ge=0)
+    peak_memory_bytes: float | None = Field(default=None, description="Measured CUDA peak added (CUDA only).")
+    measurement: str = Field(default="", description="Key of the shared measurement this came from.")
+
+
+class ProfileLayer(_Strict):
+    """Shared cost of a frozen layer (backward reaches it) plus its forward cost."""
+
+    index: int = Field(ge=0)
+    path: str = ""
+    backward_flops: float = Field(ge=0)
+    memory_bytes: float = Field(ge=0, description="Activations saved for the layer's backward.")
+    forward_flops: float = Field(ge=0)
+    forward_ms: float = Field(ge=0)
+    backward_ms: float = Field(ge=0)
+    forward_spread_ms: float = Field(default=0.0, ge=0)
+    backward_spread_ms: float = Field(default=0.0, ge=0)
+
+
+class ProfileTimings(_Strict):
+    """Wall time spent profiling, in seconds, per stage."""
+
+    prepare_s: float = 0.0
+    measure_s: float = 0.0
+    assemble_s: float = 0.0
+    num_tasks: int = 0
+
+
+class Profile(_Strict):
+    """What each candidate costs on one model, device, dtype and input shape."""
+
+    model: ModelInfo
+    device: str
+    dtype: str
+    batch_size: int
+    seq_len: int = Field(description="Tokens per example in the profiled input (patches for ViT, pixels for CNNs).")
+    inputs: dict[str, list[int]] = Field(default_factory=dict, description="Input tensor shapes.")
+    torch_version: str
+    threads: int
+    candidates: list[ProfileCandidate]
+    layers: list[ProfileLayer]
+    uncounted_ops: dict[str, int] = Field(default_factory=dict, description="Ops counted as 0 FLOPs (e.g. lookups, masks).")
+    options: ProfileOptions
+    spec: ModelSpec
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    timings: ProfileTimings = Field(default_factory=ProfileTimings)
+
+    def problem_candidates(self) -> list[dict[str, Any]]:
+        """Candidates as solver `Candidate` dicts (gain 0 where not yet estimated)."""
+        keys = ("id", "method", "group", "layer", "params", "flops", "latency_ms", "memory_bytes", "site", "config")
+        return [{**{k: getattr(c, k) for k in keys}, "gain": c.gain or 0.0} for c in self.candidates]
+
+    def problem_layers(self) -> list[dict[str, Any]]:
+        """Layers as solver `LayerCost` dicts."""
+        return [{"index": la.index, "backward_flops": la.backward_flops, "memory_bytes": la.memory_bytes} for la in self.layers]
+
+
+class CatalogEntry(_Strict):
+    """A built-in model shape (random weights, no download)."""
+
+    name: str
+    family: str
+    description: str
+    params: int = Field(description="Approximate parameter count.")
+
+
+class MethodInfo(_Strict):
+    """A registered adapter method and its setting."""
+
+    name: str
+    description: str
+    setting: str | None
+    default_settings: list[int]
+    mergeable: bool
+    adds_latency: bool
