@@ -32,11 +32,23 @@ class LRU:
                 self._items.move_to_end(key)
                 return self._items[key]
         value = load()
+        self.put(key, value)
+        return value
+
+    def get(self, key: Any) -> Any:
+        """The cached value, or None."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+            return self._items.get(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        """Cache a value, evicting the least recently used beyond `size`."""
         with self._lock:
             self._items[key] = value
+            self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
-        return value
 
 
 @dataclass
@@ -50,6 +62,7 @@ class Context:
     runner: JobRunner | None = None
     profiles: LRU = field(default_factory=lambda: LRU(32))
     frontiers: LRU = field(default_factory=lambda: LRU(64))
+    solved: LRU = field(default_factory=lambda: LRU(4096))
 
 
 def get_context(request: Request) -> Context:

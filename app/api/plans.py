@@ -55,6 +55,9 @@ class PlanSource(BaseModel):
     min_gain: float
     gains: dict[str, int] = Field(description="How many candidates took their gain from where.")
     problem_sha256: str
+    reused: bool = Field(
+        default=False, description="An equal problem was solved before: its optimal plan is reused."
+    )
 
 
 class PlanOut(BaseModel):
@@ -105,6 +108,18 @@ def _problem_for(ctx: Context, session: Session, body: PlanRequest) -> tuple[Pro
     return problem, source
 
 
+def _solve(ctx: Context, problem: Problem) -> Plan:
+    try:
+        plan = solve(problem, max_time_s=ctx.settings.solve_max_time_s)
+    except SolveTimeout as exc:
+        raise ApiError(
+            503, f"no feasible plan found within {ctx.settings.solve_max_time_s} s: {exc}",
+            headers={"Retry-After": "1"},
+        ) from exc
+    ctx.metrics.solve.labels(plan.objective, plan.status).observe(plan.solve_ms / 1e3)
+    return plan
+
+
 @router.post(
     "", status_code=201, response_model=PlanOut,
     responses=problem_responses(404, 409, 422, 503),
@@ -120,15 +135,12 @@ def create_plan(
         problem, source = _problem_for(ctx, session, body)
         problem_json = problem.model_dump_json()
         digest = hashlib.sha256(problem_json.encode()).hexdigest()
-        try:
-            plan = solve(problem, max_time_s=ctx.settings.solve_max_time_s)
-        except SolveTimeout as exc:
-            raise ApiError(
-                503, f"no feasible plan found within {ctx.settings.solve_max_time_s} s: {exc}",
-                headers={"Retry-After": "1"},
-            ) from exc
-        ctx.metrics.solve.labels(plan.objective, plan.status).observe(plan.solve_ms / 1e3)
-        source["problem_sha256"] = digest
+        plan = ctx.solved.get(digest)
+        source.update(problem_sha256=digest, reused=plan is not None)
+        if plan is None:
+            plan = _solve(ctx, problem)
+            if plan.status == "optimal":
+                ctx.solved.put(digest, plan)
         row = plans.add(
             session, plan.model_dump(mode="json"), source, digest, problem_json, body.profile_id
         )

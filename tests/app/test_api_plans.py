@@ -125,3 +125,10 @@ def test_failed_request_does_not_consume_the_key(client: TestClient) -> None:
     body = {"profile_id": "missing", "budget": {"params": 1}}
     _is_problem(client.post("/v1/plans", json=body, headers=headers), 404)
     _is_problem(client.post("/v1/plans", json=body, headers=headers), 404)
+
+
+def test_an_equal_problem_reuses_the_optimal_plan(client: TestClient) -> None:
+    first = client.post("/v1/plans", json={"problem": PROBLEM}).json()
+    second = client.post("/v1/plans", json={"problem": PROBLEM}).json()
+    assert not first["source"]["reused"] and second["source"]["reused"]
+    assert second["plan"] == first["plan"] and second["id"] != first["id"]
