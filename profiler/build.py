@@ -126,7 +126,10 @@ def build(spec: ModelSpec, device: torch.device | str = "meta", attention: str |
 def max_tokens(spec: ModelSpec) -> int | None:
     """The longest token sequence the model's position embeddings allow; None if not bounded by them."""
     config = _config_of(spec)
-    limit = config.get("max_position_embeddings", config.get("n_positions"))
-    if not isinstance(limit, int) or config.get("model_type") == "llama":  # rotary positions extrapolate
+    if config.get("model_type") in ("small-cnn", "llama"):  # no positions / rotary positions extrapolate
+        return None
+    cfg = hf_config(config)
+    limit = getattr(cfg, "max_position_embeddings", getattr(cfg, "n_positions", None))
+    if not isinstance(limit, int) or getattr(cfg, "image_size", None) is not None:
         return None
     return limit - POSITION_OFFSET.get(str(config.get("model_type")), 0)

@@ -1,0 +1,103 @@
+"""`peft-planner profile`: measure every candidate of a model and write the Profile JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from app.cli import CliError
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `profile` parser."""
+    p = subparsers.add_parser("profile", help="measure what each adapter candidate costs on a model",
+                              description="Profile params, FLOPs, latency and memory of every adapter candidate.")
+    p.add_argument("--model", required=True, help="catalog name, a transformers config JSON file, or a model directory")
+    p.add_argument("--methods", type=_names, help="comma-separated methods (default: all registered)")
+    p.add_argument("--ranks", type=_ints, help="LoRA ranks, e.g. 4,8,16")
+    p.add_argument("--bottlenecks", type=_ints, help="adapter bottleneck sizes, e.g. 16,64")
+    p.add_argument("--prompt-lengths", type=_ints, help="prompt-tuning lengths, e.g. 10,20")
+    p.add_argument("--target-modules", type=_names, help="comma-separated module names or regexes restricting sites")
+    p.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    p.add_argument("--seq-len", type=int, default=128, help="tokens per example (default 128)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    p.add_argument("--repeats", type=int, help="timed repeats per measurement")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    p.add_argument("--list-models", action="store_true", help="list the built-in models and exit")
+    p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def _spec(model: str) -> dict[str, object]:
+    path = Path(model)
+    if path.is_dir():
+        return {"path": str(path)}
+    if path.suffix == ".json" or path.is_file():
+        try:
+            return {"config": json.loads(path.read_text())}
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CliError(f"cannot read config {model}: {exc}") from None
+    return {"name": model}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Profile and write the JSON; returns the exit status."""
+    from pydantic import ValidationError
+
+    from profiler import ModelSpec, ProfileError, ProfileOptions, list_models
+
+    if args.list_models:
+        for entry in list_models():
+            print(f"{entry.name:14} {entry.family:8} {entry.params:>15,}  {entry.description}")
+        return 0
+    fields = {"methods": args.methods, "ranks": args.ranks, "bottlenecks": args.bottlenecks,
+              "prompt_lengths": args.prompt_lengths, "target_modules": args.target_modules, "repeats": args.repeats,
+              "threads": args.threads}
+    try:
+        spec = ModelSpec.model_validate(_spec(args.model))
+        options = ProfileOptions(batch_size=args.batch, seq_len=args.seq_len, device=args.device, dtype=args.dtype,
+                                 **{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise CliError(f"{'.'.join(str(x) for x in err['loc']) or 'input'}: {err['msg']}") from None
+
+    from tqdm import tqdm
+
+    from profiler import profile_model
+
+    bar = tqdm(desc="profiling", unit="task", file=sys.stderr, disable=args.no_progress)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        profile = profile_model(spec, options, progress=progress)
+    except ProfileError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        bar.close()
+    text = profile.model_dump_json(indent=2)
+    if args.output == "-":
+        print(text)
+    else:
+        Path(args.output).write_text(text + "\n")
+        print(f"wrote {len(profile.candidates)} candidates, {len(profile.layers)} layers to {args.output}",
+              file=sys.stderr)
+    return 0
