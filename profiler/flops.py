@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from fvcore.nn import FlopCountAnalysis
 from fvcore.nn.jit_handles import get_shape
-from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+from torch.utils.flop_counter import FlopCounterMode, flop_registry, sdpa_backward_flop_count, sdpa_flop_count
 
 from profiler.tensors import BoundCall
 
@@ -123,12 +123,23 @@ def _cpu_sdpa_backward(grad: Any, q: Any, k: Any, v: Any, *args: Any, out_shape:
     return sdpa_backward_flop_count(grad, q, k, v)
 
 
+def _conv_backward(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
+    """torch's conv backward formula plus the bias gradient (a sum over grad_output), which it omits."""
+    base = flop_registry[torch.ops.aten.convolution_backward](*args, out_val=out_val, **kwargs)
+    mask = args[10] if len(args) > 10 else kwargs["output_mask"]
+    return base + (args[0].numel() if mask[2] else 0)
+
+
+_conv_backward._get_raw = True  # type: ignore[attr-defined]  # receives tensors, not shapes
+
+
 def _dispatch_mapping() -> dict[Any, Any]:
     """FlopCounterMode formulas keyed by aten op packet (FlopCounterMode looks ops up by packet)."""
     aten = torch.ops.aten
     mapping: dict[Any, Any] = {
         aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa,
         aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_sdpa_backward,
+        aten.convolution_backward: _conv_backward,
     }
     for name in ("sum", "mean"):
         mapping[getattr(aten, name)] = _in_numel
