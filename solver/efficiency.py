@@ -21,8 +21,8 @@ from solver.instance import Instance
 from solver.knapsack import Form, KnapsackModel, gain_form
 from solver.problem import SolveTimeout
 
-# Relative tolerance of the efficiency optimum; plans within it count as tied.
-RTOL = 1e-9
+# Default relative tolerance of the efficiency optimum; plans within it count as tied.
+RTOL = 1e-6
 _MAX_DINKELBACH_STEPS = 8
 _MIN_SLICE_WIDTH = 1e-12
 _MAX_TIED_RATIOS = 16
@@ -48,8 +48,9 @@ class EfficiencyResult:
 
 
 class _Search:
-    def __init__(self, inst: Instance, allowed: list[int], deadline: float):
+    def __init__(self, inst: Instance, allowed: list[int], deadline: float, rtol: float):
         self.inst = inst
+        self.rtol = rtol
         self.deadline = deadline
         b = inst.problem.budget
         zeros = [0.0] * len(inst.layer_index)
@@ -71,7 +72,7 @@ class _Search:
         return 0.5 * math.log(c / p)
 
     def offer(self, selection: list[int]) -> None:
-        """Record `selection` if feasible: the incumbent when best, a tie when within RTOL."""
+        """Record `selection` if feasible: the incumbent when best, a tie when within rtol."""
         totals = self.inst.totals(selection)
         if not selection or not self.inst.fits(totals):
             return
@@ -81,15 +82,15 @@ class _Search:
         found = _Found(selection, value, totals.gain, 0.5 * math.log(c / p))
         if self.best is None or value > self.best.value:
             self.best = found
-            floor = value * (1 - RTOL)
+            floor = value * (1 - self.rtol)
             self.tied = {u: f for u, f in self.tied.items() if f.value >= floor}
-        if value >= self.best.value * (1 - RTOL):
+        if value >= self.best.value * (1 - self.rtol):
             key = round(found.ratio, 9)
             if key not in self.tied or found.gain > self.tied[key].gain:
                 self.tied[key] = found
 
     def threshold(self) -> float:
-        return self.best.value * (1 + RTOL) if self.best else 0.0
+        return self.best.value * (1 + self.rtol) if self.best else 0.0
 
     def slice_bound(self, u1: float, u2: float) -> float | None:
         """Return the max of gain/L over plans with ratio in [u1, u2] (None: time ran out).
@@ -131,13 +132,13 @@ class _Search:
         return 0.5 * math.log(c_min) - 1e-9, -0.5 * math.log(p_min) + 1e-9
 
     def polish(self) -> list[int]:
-        """Return the largest-gain plan with M within RTOL of the best, near each tied ratio.
+        """Return the largest-gain plan with M within rtol of the best, near each tied ratio.
 
         Near ratio u*, sqrt(p*c) <= T = (e**u* * p + e**-u* * c) / 2, so
-        gain >= M*(1-RTOL) * T is a linear row that admits only near-optimal plans.
+        gain >= M*(1-rtol) * T is a linear row that admits only near-optimal plans.
         """
         assert self.best is not None
-        floor = self.best.value * (1 - RTOL)
+        floor = self.best.value * (1 - self.rtol)
         chosen = max(self.tied.values(), key=lambda f: f.gain)
         for found in sorted(self.tied.values(), key=lambda f: f.ratio)[:_MAX_TIED_RATIOS]:
             if self.remaining() <= 0:
@@ -180,14 +181,19 @@ class _Search:
         return self.best is not None and self.best.value >= best_any
 
 
-def maximize_efficiency(inst: Instance, allowed: list[int], deadline: float) -> EfficiencyResult:
+def maximize_efficiency(
+    inst: Instance, allowed: list[int], deadline: float, rtol: float = RTOL
+) -> EfficiencyResult:
     """Return the non-empty plan of maximal M (ties to larger gain) among `allowed` candidates.
+
+    Optimal means proven within `rtol` relative: no plan has M above the
+    returned bound, and the plan's M is within `rtol` of it.
 
     Raises SolveTimeout when the deadline passes before any plan is found.
     """
     if not allowed:
         return EfficiencyResult([], "infeasible", None)
-    search = _Search(inst, allowed, deadline)
+    search = _Search(inst, allowed, deadline, rtol)
     for i in allowed:
         search.offer([i])
     if search.best is None:

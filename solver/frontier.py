@@ -22,7 +22,8 @@ class Frontier(BaseModel):
     """Plans of maximal gain for decreasing caps on `axis`, in ascending cost.
 
     `complete` is true when every Pareto-optimal point was found; false when
-    `max_points` forced larger steps, so points between the listed ones may exist.
+    `max_points` (or the time limit) stopped the descent: then the points are
+    the most expensive ones, nearest the budget.
     """
 
     axis: Axis
@@ -51,18 +52,18 @@ def frontier(
     """Return the gain-vs-`axis` Pareto frontier within the problem's other caps.
 
     Each point is the max-gain plan under a cap on `axis` (ties to the cheaper
-    plan on that axis), found exactly; caps start at the budget and descend.
+    plan on that axis), found exactly; caps start at the budget and descend
+    to just below each point's cost, so no Pareto point is skipped.
     min_gain and the objective are ignored: the frontier spans all gains.
     """
     start = time.perf_counter()
     inst = Instance.from_problem(problem)
-    allowed = [i for i in range(inst.n) if inst.single_ok(i)]
+    allowed = inst.fitting_alone()
     form = _axis_form(inst, axis)
     base = KnapsackModel(inst, allowed)
     budget_cap = getattr(problem.budget, axis)
     cap = budget_cap if budget_cap is not None else math.fsum(v for v in form.x) + math.fsum(form.y)
     lowest = min((form.value([i], []) for i in allowed), default=math.inf)
-    step = (cap - lowest) / max_points if math.isfinite(lowest) else 0.0
     points: list[Plan] = []
     complete = True
     while allowed and cap >= lowest and len(points) < max_points:
@@ -79,9 +80,6 @@ def frontier(
         plan = plan_of(inst, out.selection, "optimal", out.bound, (time.perf_counter() - start) * 1e3)
         if not points or plan.gain < points[-1].gain:
             points.append(plan)
-        cost = getattr(plan, axis)
-        exact_next = _below(cost, axis)
-        cap = min(exact_next, cap - step)
-        complete = complete and cap == exact_next
-    complete = complete and len(points) < max_points
+        cap = _below(getattr(plan, axis), axis)
+    complete = complete and (len(points) < max_points or cap < lowest)
     return Frontier(axis=axis, points=points[::-1], complete=complete)

@@ -118,6 +118,23 @@ class Instance:
         p, c = self.fractions(t)
         return t.gain / math.sqrt(p * c)
 
-    def single_ok(self, i: int) -> bool:
-        """True when candidate i alone (with its layer costs) fits the caps, ignoring min_gain."""
-        return self.fits(self.totals([i]), min_gain=False)
+    def fitting_alone(self) -> list[int]:
+        """Return the positions of candidates that fit the caps alone (with their layer costs)."""
+        n_layers = len(self.layer_index)
+        suffix_flops, suffix_memory = [0.0] * (n_layers + 1), [0.0] * (n_layers + 1)
+        for k in range(n_layers - 1, -1, -1):
+            suffix_flops[k] = suffix_flops[k + 1] + self.layer_flops[k]
+            suffix_memory[k] = suffix_memory[k + 1] + self.layer_memory[k]
+        ok = []
+        for i in range(self.n):
+            k = n_layers if self.layer_pos[i] is None else self.layer_pos[i]
+            single = Totals(
+                gain=self.gain[i],
+                params=self.params[i],
+                flops=self.flops[i] + suffix_flops[k],
+                latency_ms=self.latency[i],
+                memory_bytes=self.memory[i] + suffix_memory[k],
+            )
+            if self.fits(single, min_gain=False):
+                ok.append(i)
+        return ok

@@ -8,16 +8,21 @@ from functools import reduce
 
 # Resolution of a scaled row: its largest magnitude maps to about 2**RESOLUTION_BITS.
 RESOLUTION_BITS = 40
+# Largest exponent a scale may take (rows of subnormal numbers would overflow).
+_MAX_EXPONENT = 960
 # Integral rows are kept exact while their absolute sum stays below this.
 _EXACT_LIMIT = 2**62
 
 
 def _power_of_two_scale(magnitude: float) -> float:
-    """Return 2**k with magnitude * 2**k in [2**39, 2**40); exact to multiply by."""
+    """Return 2**k with magnitude * 2**k in [2**39, 2**40); exact to multiply by.
+
+    k is capped so the scale stays finite; rows that small round to nearly zero.
+    """
     if magnitude <= 0:
         return 1.0
     _, exponent = math.frexp(magnitude)
-    return math.ldexp(1.0, RESOLUTION_BITS - exponent)
+    return math.ldexp(1.0, min(RESOLUTION_BITS - exponent, _MAX_EXPONENT))
 
 
 def capacity_row(

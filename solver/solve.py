@@ -4,29 +4,29 @@ from __future__ import annotations
 
 import time
 
-from solver.efficiency import maximize_efficiency
+from solver.efficiency import RTOL, maximize_efficiency
 from solver.instance import Instance
 from solver.knapsack import Form, KnapsackModel, gain_form
 from solver.problem import Plan, Problem, SolveTimeout
 
 
-def solve(problem: Problem, *, max_time_s: float = 60.0) -> Plan:
+def solve(problem: Problem, *, max_time_s: float = 60.0, efficiency_rtol: float = RTOL) -> Plan:
     """Return the optimal plan for `problem` (status `feasible` if `max_time_s` cut it short).
 
     Objective `gain` maximizes total gain (ties: the smaller p + c); objective
     `efficiency` maximizes M = gain / sqrt(p*c) over non-empty plans (ties: the
-    larger gain). Both honour every budget cap, the groups, shared layer
+    larger gain), proven optimal within `efficiency_rtol` relative. Both honour every budget cap, the groups, shared layer
     costs and `min_gain`. Deterministic: CP-SAT runs single-threaded with a
     fixed seed, so equal problems give equal plans.
     """
     start = time.perf_counter()
     deadline = start + max_time_s
     inst = Instance.from_problem(problem)
-    allowed = [i for i in range(inst.n) if inst.single_ok(i)]
+    allowed = inst.fitting_alone()
     if problem.objective == "gain":
         selection, status, bound = _maximize_gain(inst, allowed, deadline)
     else:
-        result = maximize_efficiency(inst, allowed, deadline)
+        result = maximize_efficiency(inst, allowed, deadline, efficiency_rtol)
         selection, status, bound = result.selection, result.status, result.bound
     return plan_of(inst, selection, status, bound, (time.perf_counter() - start) * 1e3)
 

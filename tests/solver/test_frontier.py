@@ -1,0 +1,46 @@
+"""frontier() equals the brute-force Pareto set of gain against params."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import HealthCheck, given, settings
+
+from solver import Problem, frontier
+from solver.examples import llama_like_problem
+from tests.solver.brute import feasible_plans
+from tests.solver.strategies import problems
+
+
+def _pareto(data: dict) -> list[tuple[float, float]]:
+    """Return (params, gain) of the brute-force Pareto points with positive gain."""
+    data = {**data, "min_gain": 0.0}
+    plans = sorted(feasible_plans(data), key=lambda p: (p.params, -p.gain))
+    points, best = [], 0.0
+    for p in plans:
+        if p.gain > best * (1 + 1e-12):
+            points.append((p.params, p.gain))
+            best = p.gain
+    return points
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems(objective="gain", max_candidates=7))
+def test_frontier_matches_brute_force(data: dict) -> None:
+    result = frontier(Problem.model_validate(data), axis="params")
+    expected = _pareto(data)
+    assert result.complete
+    got = [(p.params, p.gain) for p in result.points]
+    assert len(got) == len(expected), (got, expected)
+    for (gp, gg), (ep, eg) in zip(got, expected, strict=True):
+        assert gp == ep and math.isclose(gg, eg, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_frontier_is_monotone_and_capped_by_max_points() -> None:
+    problem = llama_like_problem(200)
+    result = frontier(problem, axis="params", max_points=12)
+    assert 1 <= len(result.points) <= 12
+    params = [p.params for p in result.points]
+    gains = [p.gain for p in result.points]
+    assert params == sorted(params) and gains == sorted(gains)
+    assert all(p.params <= problem.budget.params for p in result.points)
