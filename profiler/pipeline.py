@@ -110,11 +110,11 @@ def _trace_on(spec: ModelSpec, options: ProfileOptions, device: str, attention: 
 
 
 def _trace(spec: ModelSpec, options: ProfileOptions, device: str, extra: list[int]) -> _Traced:
-    """Trace on meta (shapes only); else materialized if it fits; else meta with eager attention."""
+    """Trace on meta (shapes only), then on meta with eager attention, then materialized if it fits."""
     errors = []
     meta = build(spec, "meta")
     params = sum(p.numel() for p in meta.model.parameters())
-    attempts = [("meta", "sdpa")] + ([(device, "sdpa")] if _fits(params, device) else []) + [("meta", "eager")]
+    attempts = [("meta", "sdpa"), ("meta", "eager")] + ([(device, "sdpa")] if _fits(params, device) else [])
     for dev, attention in attempts:
         try:
             return _trace_on(spec, options, dev, attention, extra, meta if (dev, attention) == ("meta", "sdpa") else None)
