@@ -148,3 +148,13 @@ def test_local_directory_and_cli(tmp_path, capsys):
         assert profile["model"]["num_layers"] == 2 and all(c["flops"] > 0 for c in profile["candidates"])
     assert main(["profile", "--model", "bert-huge", "-o", str(out)]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_tasks_and_measurements_pickle_for_remote_runners():
+    import pickle
+
+    from profiler.pipeline import assemble, measure, prepare
+
+    prepared = prepare(ModelSpec(config=TINY_BERT), ProfileOptions(**FAST, methods=["lora", "bitfit"], ranks=[4]))
+    results = [pickle.loads(pickle.dumps(measure(prepared, pickle.loads(pickle.dumps(t))))) for t in prepared.tasks]
+    assert len(assemble(prepared, results).candidates) == len(prepared.candidates)
