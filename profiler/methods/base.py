@@ -33,12 +33,22 @@ class Site:
 
 
 class Attachment:
-    """A method attached to a model: its trainable parameters and how to undo it exactly."""
+    """A method attached to a model: its trainable parameters and how to undo it exactly.
 
-    def __init__(self, params: list[nn.Parameter], created: bool, undo: list[Callable[[], None]]) -> None:
+    `fold`, for mergeable methods, writes the update into the base weights in place.
+    """
+
+    def __init__(
+        self,
+        params: list[nn.Parameter],
+        created: bool,
+        undo: list[Callable[[], None]],
+        fold: Callable[[], None] | None = None,
+    ) -> None:
         self._params = params
         self.created = created
         self._undo = undo
+        self._fold = fold
 
     def parameters(self) -> list[nn.Parameter]:
         """The trainable parameters this attachment adds (or unfreezes)."""
@@ -52,6 +62,19 @@ class Attachment:
         """Remove the attachment, leaving the model as it was (idempotent)."""
         while self._undo:
             self._undo.pop()()
+
+    def merge(self) -> None:
+        """Fold the update into the base weights and remove the added modules and hooks.
+
+        The model then computes what it computed with the attachment, at the base
+        model's inference cost. Raises ValueError for methods that are not mergeable.
+        """
+        if self._fold is None:
+            raise ValueError("this attachment is not mergeable")
+        with torch.no_grad():
+            self._fold()
+        self._fold = None
+        self.detach()
 
 
 def add_child(module: nn.Module, name: str, child: nn.Module) -> Callable[[], None]:

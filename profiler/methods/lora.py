@@ -30,6 +30,10 @@ class LoraLinear(nn.Module):
         if not self.lora_A.is_meta:
             nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
 
+    def delta(self) -> torch.Tensor:
+        """The weight update (alpha/r)·B·A, shape (d_out, d_in)."""
+        return self.scale * (self.lora_B @ self.lora_A)
+
     def update(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """The base output plus the low-rank update."""
         xa = F.linear(self.dropout(x), self.lora_A)
@@ -48,6 +52,11 @@ class LoraConv(nn.Module):
                                 base.dilation, bias=False, **factory)
         self.lora_B = nn.Conv2d(rank, base.out_channels, 1, bias=False, **factory)
         nn.init.zeros_(self.lora_B.weight)
+
+    def delta(self) -> torch.Tensor:
+        """The kernel update (alpha/r)·B∘A, shape of the base kernel (out, in, kh, kw)."""
+        b = self.lora_B.weight.flatten(1)
+        return self.scale * torch.einsum("or,rikl->oikl", b, self.lora_A.weight)
 
     def update(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """The base output plus the low-rank update."""
@@ -81,4 +90,11 @@ class Lora(Method):
             lora = LoraLinear(site.dims["d_in"], site.dims["d_out"], setting, alpha, self.dropout, **like(module))
         undo_child = add_child(module, ATTR, lora)
         handle = module.register_forward_hook(lambda m, args, out: lora.update(args[0], out))
-        return Attachment(list(lora.parameters()), True, [undo_child, handle.remove])
+        # transformers' Conv1D stores its weight as (d_in, d_out): the transpose of Linear's.
+        transposed = site.kind == "linear" and type(module).__name__ == "Conv1D"
+
+        def fold() -> None:
+            delta = lora.delta()
+            module.weight.add_(delta.t() if transposed else delta)
+
+        return Attachment(list(lora.parameters()), True, [undo_child, handle.remove], fold)

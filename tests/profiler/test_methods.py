@@ -88,3 +88,42 @@ def test_registry_lists_every_method_with_info():
     names = [m.name for m in list_methods()]
     assert names == ["lora", "adapter", "bitfit", "norm_affine", "prompt_tuning"]
     assert {m.name: m.mergeable for m in list_methods()}["lora"]
+
+
+@pytest.mark.parametrize("model_name,path,kind,inputs", [
+    ("bert", "encoder.layer.0.attention.self.query", "linear", "ids"),
+    ("gpt2", "h.0.attn.c_attn", "linear", "ids"),
+    ("cnn", "blocks.1.conv", "conv", "pixels"),
+])
+def test_lora_merge_keeps_outputs_and_removes_the_extra_cost(model_name, path, kind, inputs):
+    """Merged weights reproduce the unmerged LoRA output, with no added modules or hooks left."""
+    model = {"bert": lambda: real_model(TINY_BERT), "gpt2": lambda: real_model(TINY_GPT2),
+             "cnn": lambda: freeze(SmallCNN().eval())}[model_name]()
+    x = torch.arange(20).view(2, 10) if inputs == "ids" else torch.randn(2, 3, 32, 32)
+    run = (lambda: model(input_ids=x).last_hidden_state) if inputs == "ids" else (lambda: model(x))
+    sites = _sites(model, input_ids=x) if inputs == "ids" else _sites(model, pixel_values=x)
+    params_before = sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        plain = run().clone()
+    att = attach(model, sites[(path, kind)], "lora", 4)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in att.parameters():
+            p.normal_(0, 0.05)
+        adapted = run().clone()
+        assert len(model.get_submodule(path)._forward_hooks) == 1
+        att.merge()
+        merged = run()
+    assert not torch.allclose(adapted, plain, atol=1e-4), "the update must change the output"
+    assert sum(p.numel() for p in model.parameters()) == params_before
+    assert len(model.get_submodule(path)._forward_hooks) == 0
+    torch.testing.assert_close(merged, adapted, rtol=1e-4, atol=1e-5)
+
+
+def test_merge_refuses_methods_that_are_not_mergeable(bert):
+    ids = torch.arange(24).view(2, 12)
+    sites = _sites(bert, input_ids=ids)
+    att = attach(bert, sites[("encoder.layer.0.output.dense", "adapter")], "adapter", 16)
+    with pytest.raises(ValueError, match="not mergeable"):
+        att.merge()
+    att.detach()
