@@ -6,7 +6,7 @@ ends) and below cosh((u2-u1)/2) * L. So on a slice, M <= gain / L, and
 "some plan here has gain/L > theta" is one *linear* knapsack:
 max gain - theta*L > 0. Dinkelbach iterations on that knapsack give the
 slice's exact max of gain/L (an upper bound of M there); best-first
-bisection on u shrinks the slices until every bound is within `rtol` of the
+splitting on u shrinks the slices until every bound is within `rtol` of the
 best plan found. A last stage breaks ties towards the larger gain.
 """
 
@@ -26,6 +26,8 @@ RTOL = 1e-6
 _MAX_DINKELBACH_STEPS = 8
 _MIN_SLICE_WIDTH = 1e-12
 _MAX_TIED_RATIOS = 16
+# A slice is split at its maximizer's ratio only if that lies this share of its width inside.
+_SPLIT_MARGIN = 0.05
 
 
 @dataclass
@@ -92,10 +94,13 @@ class _Search:
     def threshold(self) -> float:
         return self.best.value * (1 + self.rtol) if self.best else 0.0
 
-    def slice_bound(self, u1: float, u2: float) -> float | None:
-        """Return the max of gain/L over plans with ratio in [u1, u2] (None: time ran out).
+    def slice_bound(self, u1: float, u2: float) -> tuple[float, float] | None:
+        """Return (max of gain/L over plans with ratio in [u1, u2], where to split); None: out of time.
 
-        Returns a value <= threshold() when no plan of the slice beats the incumbent.
+        The bound is <= threshold() when no plan of the slice beats the incumbent.
+        The split point is the ratio of the last maximizer when it lies well inside
+        the slice (there chord and sqrt agree, so neither half's bound is inflated
+        by that plan), else the middle.
         """
         e1, e2 = math.exp(u1), math.exp(u2)
         chord = self.p_form.scaled(e1 * e2 / (e1 + e2)).plus(self.c_form.scaled(1 / (e1 + e2)))
@@ -104,25 +109,53 @@ class _Search:
         model.add_at_most(self.c_form.plus(self.p_form.scaled(-e2 * e2)), 0.0, loose=True)
         theta = self.threshold()
         hint = self.best.selection if self.best else None
+        split = 0.5 * (u1 + u2)
+        margin = _SPLIT_MARGIN * (u2 - u1)
         for _ in range(_MAX_DINKELBACH_STEPS):
             if self.remaining() <= 0:
                 return None
             objective = self.g_form.plus(chord.scaled(-theta))
             out = model.maximize(objective, time_limit_s=self.remaining(), hint=hint)
             if out.status == "infeasible":
-                return theta
+                return theta, split
             if out.status != "optimal":
                 return None
             if out.value <= 0 or not out.selection:
-                return theta
+                return theta, split
             self.offer(out.selection)
+            u = self.ratio(out.selection)
+            if u1 + margin < u < u2 - margin:
+                split = u
             first = self.inst.earliest_layer(out.selection)
             paid = list(range(first, len(self.inst.layer_index))) if first is not None else []
             ratio = self.g_form.value(out.selection, paid) / chord.value(out.selection, paid)
             if ratio <= theta:
-                return max(theta, self.threshold())
+                return max(theta, self.threshold()), split
             theta, hint = ratio, out.selection
-        return math.inf
+        return math.inf, split
+
+    def offer_greedy(self, allowed: list[int]) -> None:
+        """Offer a greedy plan: candidates by their own M, each kept if it raises M or min_gain is unmet."""
+        inst = self.inst
+        order = sorted(allowed, key=lambda i: -(inst.efficiency(inst.totals([i])) or 0.0))
+        chosen: list[int] = []
+        groups: set[str] = set()
+        current = inst.totals([])
+        for i in order:
+            group = inst.problem.candidates[i].group
+            if group is not None and group in groups:
+                continue
+            trial = inst.totals([*chosen, i])
+            if not inst.fits(trial, min_gain=False):
+                continue
+            if current.gain >= inst.problem.min_gain and chosen:
+                if (inst.efficiency(trial) or 0.0) <= (inst.efficiency(current) or 0.0):
+                    continue
+            chosen.append(i)
+            current = trial
+            if group is not None:
+                groups.add(group)
+        self.offer(chosen)
 
     def initial_range(self, allowed: list[int]) -> tuple[float, float]:
         """Return bounds on u: c >= the cheapest single plan's c, p >= the smallest p, both <= 1."""
@@ -196,6 +229,7 @@ def maximize_efficiency(
     search = _Search(inst, allowed, deadline, rtol)
     for i in allowed:
         search.offer([i])
+    search.offer_greedy(allowed)
     if search.best is None:
         out = search.base.maximize(search.g_form, time_limit_s=search.remaining())
         if out.status == "infeasible":
@@ -213,14 +247,13 @@ def maximize_efficiency(
         if -neg_bound <= search.threshold():
             break
         heapq.heappop(heap)
-        bound = search.slice_bound(u1, u2)
-        if bound is None:
+        result = search.slice_bound(u1, u2)
+        if result is None:
             heapq.heappush(heap, (neg_bound, u1, u2))
             return EfficiencyResult(search.best.selection, "feasible", -heap[0][0])
-        bound = min(bound, -neg_bound)
+        bound, split = min(result[0], -neg_bound), result[1]
         if bound <= search.threshold() or u2 - u1 < _MIN_SLICE_WIDTH:
             continue
-        mid = 0.5 * (u1 + u2)
-        heapq.heappush(heap, (-bound, u1, mid))
-        heapq.heappush(heap, (-bound, mid, u2))
+        heapq.heappush(heap, (-bound, u1, split))
+        heapq.heappush(heap, (-bound, split, u2))
     return EfficiencyResult(search.polish(), "optimal", search.best.value)
