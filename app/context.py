@@ -62,11 +62,12 @@ class Context:
     runner: JobRunner | None = None
     profiles: LRU = field(default_factory=lambda: LRU(32))
     frontiers: LRU = field(default_factory=lambda: LRU(64))
+    problems: LRU = field(default_factory=lambda: LRU(128))
     solved: LRU = field(default_factory=lambda: LRU(4096))
 
 
-def get_context(request: Request) -> Context:
-    """FastAPI dependency: the app's context."""
+async def get_context(request: Request) -> Context:
+    """FastAPI dependency: the app's context (async: no worker-thread hop to fetch it)."""
     return request.app.state.context
 
 

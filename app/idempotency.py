@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 from fastapi import Header, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,18 +35,28 @@ class Outcome:
     body: Any
     location: str | None = None
 
-    def response(self, replayed: bool = False) -> JSONResponse:
+    def json(self) -> str:
+        """The body as JSON (pydantic models serialize themselves, without a detour)."""
+        if isinstance(self.body, BaseModel):
+            return self.body.model_dump_json()
+        return json.dumps(
+            jsonable_encoder(self.body), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        )
+
+    def response(self, replayed: bool = False) -> Response:
         """As an HTTP response."""
         headers = {"Location": self.location} if self.location else {}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
-        return JSONResponse(jsonable_encoder(self.body), status_code=self.status, headers=headers)
+        return Response(
+            self.json(), status_code=self.status, headers=headers, media_type="application/json"
+        )
 
 
 def respond(
     session: Session, request: Request, key: str | None, payload: Any,
     produce: Callable[[], Outcome],
-) -> JSONResponse:
+) -> Response:
     """Run `produce` once per (route, key); replay its stored outcome on a retry.
 
     The same key with a different body is a 422; a retry while the first
@@ -73,13 +84,13 @@ def respond(
         raise
     row = session.get(IdempotencyRow, (scope, key))
     row.status_code = outcome.status
-    row.body = json.dumps(jsonable_encoder(outcome.body))
+    row.body = outcome.json()
     row.location = outcome.location
     session.commit()
     return outcome.response()
 
 
-def _replay(session: Session, scope: str, key: str, digest: str) -> JSONResponse:
+def _replay(session: Session, scope: str, key: str, digest: str) -> Response:
     row = session.get(IdempotencyRow, (scope, key), populate_existing=True)
     if row is None:
         raise ApiError(409, "a request with this Idempotency-Key was just abandoned; retry")

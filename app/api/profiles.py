@@ -66,7 +66,7 @@ class ProfilePage(BaseModel):
 def create_profile(
     body: ProfileRequest, request: Request, ctx: Ctx, session: Db,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> Response:
     """202 with a queued job; 200 with a finished job when the same profile is stored.
 
     A request equal to a queued or running job's joins that job.
