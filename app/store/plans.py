@@ -2,30 +2,47 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.store.db import writing
 from app.store.jobs import new_id
-from app.store.tables import PlanRow, ProblemRow
+from app.store.tables import PlanRow, ProblemRow, utcnow
+
+_PLANS, _PROBLEMS = PlanRow.__table__, ProblemRow.__table__
+_INSERT_PLAN = _PLANS.insert()
+_INSERT_PROBLEM = _PROBLEMS.insert()
+_PROBLEM_STORED = select(_PROBLEMS.c.hash).where(_PROBLEMS.c.hash == bindparam("hash"))
 
 
 def add(
     session: Session, plan: dict, source: dict, problem_hash: str,
     problem_json: str, profile_id: str | None,
 ) -> PlanRow:
-    """Store a plan and, unless already stored, its problem; commits."""
-    if session.get(ProblemRow, problem_hash) is None:
-        session.add(ProblemRow(hash=problem_hash, body=problem_json))
-        try:
-            session.commit()
-        except IntegrityError:  # stored meanwhile by a concurrent request
-            session.rollback()
+    """Store a plan and, unless already stored, its problem; commits.
+
+    Plans are written with Core statements on the session's connection: the
+    ORM unit of work costs more than the rest of a repeated plan request.
+    """
     row = PlanRow(
-        id=new_id(), plan=plan, source=source, problem_hash=problem_hash, profile_id=profile_id
+        id=new_id(), created_at=utcnow(), plan=plan, source=source,
+        problem_hash=problem_hash, profile_id=profile_id,
     )
-    session.add(row)
-    session.commit()
+    with writing(session):
+        connection = session.connection()
+        if connection.execute(_PROBLEM_STORED, {"hash": problem_hash}).first() is None:
+            try:
+                connection.execute(_INSERT_PROBLEM, {"hash": problem_hash, "body": problem_json})
+                session.commit()
+            except IntegrityError:  # stored meanwhile by another process
+                session.rollback()
+            connection = session.connection()
+        connection.execute(_INSERT_PLAN, {
+            "id": row.id, "created_at": row.created_at, "plan": plan, "source": source,
+            "problem_hash": problem_hash, "profile_id": profile_id,
+        })
+        session.commit()
     return row
 
 
