@@ -26,7 +26,9 @@ $(VENV)/.installed-all: $(VENV)/.base pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
-	$(VENV)/bin/peft-planner plan --problem examples/llama7b_problem.json --table
+	@mkdir -p data
+	@echo "peft-planner: serving http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/docs)"
+	$(VENV)/bin/peft-planner serve --host $(HOST) --port $(PORT) --db data/peft-planner.db
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -m "not slow and not ray" -q
@@ -36,6 +38,8 @@ test-slow: $(VENV)/.installed-all
 
 bench: $(VENV)/.installed-all
 	$(PY) benchmarks/solver.py
+	$(PY) benchmarks/profiler.py --threads 2
+	$(PY) benchmarks/load.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -132,6 +132,25 @@ def _conv_backward(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
 
 _conv_backward._get_raw = True  # type: ignore[attr-defined]  # receives tensors, not shapes
 
+# Per grad_output element: input gradient, weight gradient (multiply-add), bias gradient (add).
+_NORM_BACKWARD_COST = (2, 2, 1)
+
+
+def _norm_backward(mask_index: int) -> Any:
+    """Formula for a norm's backward: per grad_output element, the cost of each gradient it computes.
+
+    Counting the output elements instead would see only the d-sized weight and
+    bias gradients when the input needs no gradient, not the T·d work behind them.
+    """
+
+    def count(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
+        mask = args[mask_index] if len(args) > mask_index else kwargs["output_mask"]
+        per_element = sum(cost for cost, wanted in zip(_NORM_BACKWARD_COST, mask) if wanted)
+        return args[0].numel() * per_element
+
+    count._get_raw = True  # type: ignore[attr-defined]
+    return count
+
 
 def _dispatch_mapping() -> dict[Any, Any]:
     """FlopCounterMode formulas keyed by aten op packet (FlopCounterMode looks ops up by packet)."""
@@ -140,15 +159,19 @@ def _dispatch_mapping() -> dict[Any, Any]:
         aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa,
         aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_sdpa_backward,
         aten.convolution_backward: _conv_backward,
+        aten.native_layer_norm_backward: _norm_backward(7),
+        aten.native_group_norm_backward: _norm_backward(9),
+        aten.native_batch_norm_backward: _norm_backward(9),
     }
+    if hasattr(aten, "_fused_rms_norm_backward"):
+        mapping[aten._fused_rms_norm_backward] = _norm_backward(5)
     for name in ("sum", "mean"):
         mapping[getattr(aten, name)] = _in_numel
     for name in (
         "add", "sub", "mul", "div", "neg", "gelu", "gelu_backward", "silu", "silu_backward", "tanh", "tanh_backward",
         "sigmoid", "sigmoid_backward", "relu", "threshold_backward", "_softmax", "_softmax_backward_data", "pow",
-        "rsqrt", "addcmul", "native_layer_norm", "native_layer_norm_backward", "native_group_norm",
-        "native_group_norm_backward", "native_batch_norm", "native_batch_norm_backward", "_native_batch_norm_legit",
-        "_native_batch_norm_legit_no_training", "_fused_rms_norm", "_fused_rms_norm_backward",
+        "rsqrt", "addcmul", "native_layer_norm", "native_group_norm", "native_batch_norm", "_native_batch_norm_legit",
+        "_native_batch_norm_legit_no_training", "_fused_rms_norm",
     ):
         op = getattr(aten, name, None)
         if op is not None:

@@ -45,7 +45,10 @@ def test_analytic_params_and_forward_flops(bert_profile):
     bitfit = by_id["encoder.layer.0.attention.self.query:bitfit"]
     assert bitfit.params == 64 and bitfit.inference_flops == 0 and bitfit.latency_ms == 0
     assert bitfit.flops == tokens * 64  # the bias gradient: a sum over tokens
-    assert by_id["embeddings.LayerNorm:norm_affine"].layer == 0
+    norm = by_id["embeddings.LayerNorm:norm_affine"]
+    assert norm.layer == 0 and norm.params == 2 * 64
+    # d(gamma) = sum_t xhat*g (a multiply-add per element), d(beta) = sum_t g (an add per element)
+    assert norm.flops == 3 * tokens * 64
     assert by_id["pooler.dense:lora:r4"].layer is None  # after the last layer: no shared backward
 
 
