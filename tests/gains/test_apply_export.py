@@ -1,0 +1,100 @@
+"""apply_plan trains exactly the plan's parameters; the peft export loads and trains as many."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from profiler.apply import apply_plan
+from profiler.errors import ProfileError
+from profiler.export import export_plan, save_export
+
+H, I = 16, 24  # DEEP_BERT hidden and intermediate sizes
+
+
+def lora(layer: int, module: str, rank: int) -> str:
+    return f"encoder.layer.{layer}.{module}:lora:r{rank}"
+
+
+PLAN = [lora(1, "attention.self.query", 4), lora(11, "attention.self.query", 2), lora(11, "attention.self.value", 2),
+        lora(3, "intermediate.dense", 8), "encoder.layer.5.output.LayerNorm:norm_affine",
+        "embeddings.LayerNorm:norm_affine"]
+# Analytic counts: LoRA r·(d_in + d_out); a LayerNorm's weight and bias.
+PLAN_PARAMS = 4 * (H + H) + 2 * (H + H) * 2 + 8 * (H + I) + 2 * H + 2 * H
+
+
+def trainable(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def test_apply_plan_trains_exactly_the_plan(deep_bert: torch.nn.Module) -> None:
+    before = {k: v.clone() for k, v in deep_bert.state_dict().items()}
+    applied = apply_plan(deep_bert, PLAN)
+    assert applied.num_parameters() == PLAN_PARAMS == trainable(deep_bert)
+    assert set(applied.by_method()) == {"lora", "norm_affine"}
+    applied.detach()
+    assert trainable(deep_bert) == 0
+    after = deep_bert.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_apply_plan_rejects_two_settings_of_one_site_and_unknown_sites(deep_bert: torch.nn.Module) -> None:
+    with pytest.raises(ProfileError, match="both"):
+        apply_plan(deep_bert, [lora(0, "attention.self.query", 4), lora(0, "attention.self.query", 8)])
+    with pytest.raises(ProfileError, match="no lora site"):
+        apply_plan(deep_bert, ["encoder.layer.99.attention.self.query:lora:r4"])
+    assert trainable(deep_bert) == 0
+
+
+def peft_trainable(model: torch.nn.Module, config: dict) -> tuple[int, torch.nn.Module]:
+    from peft import get_peft_model
+
+    from profiler.export import peft_config
+
+    peft_model = get_peft_model(copy.deepcopy(model), peft_config(config))
+    return trainable(peft_model), peft_model
+
+
+def test_exported_lora_config_loads_in_peft_with_the_plans_count(deep_bert: torch.nn.Module, tmp_path) -> None:
+    pytest.importorskip("peft")
+    export = export_plan(PLAN)
+    assert export.complete and len(export.configs) == 1
+    config = export.configs[0]
+    assert config["r"] == 2 and config["rank_pattern"] == {r"encoder\.layer\.1\.attention\.self\.query": 4,
+                                                           r"encoder\.layer\.3\.intermediate\.dense": 8}
+    count, peft_model = peft_trainable(deep_bert, config)
+    assert count == PLAN_PARAMS
+    # layer 1's rank-4 pattern must not catch layer 11 (peft matches patterns at the end of names)
+    ranks = {n: m.r["default"] for n, m in peft_model.named_modules() if hasattr(m, "r") and isinstance(m.r, dict)}
+    assert ranks["base_model.model.encoder.layer.11.attention.self.query"] == 2
+    assert ranks["base_model.model.encoder.layer.1.attention.self.query"] == 4
+    from peft import PeftConfig
+
+    (folder,) = save_export(export, tmp_path)
+    assert PeftConfig.from_pretrained(str(folder)).rank_pattern == config["rank_pattern"]
+
+
+def test_norm_only_plan_exports_ln_tuning(deep_bert: torch.nn.Module) -> None:
+    pytest.importorskip("peft")
+    plan = ["encoder.layer.5.output.LayerNorm:norm_affine", "encoder.layer.11.attention.output.LayerNorm:norm_affine"]
+    export = export_plan(plan)
+    assert export.configs[0]["peft_type"] == "LN_TUNING"
+    assert peft_trainable(deep_bert, export.configs[0])[0] == apply_plan(deep_bert, plan).num_parameters() == 4 * H
+
+
+def test_what_peft_cannot_express_is_listed() -> None:
+    plan = [lora(0, "attention.self.query", 4), "encoder.layer.0.output.dense:adapter:b8",
+            "encoder.layer.0.output.dense:bitfit", "embeddings.word_embeddings:prompt_tuning:m10"]
+    export = export_plan(plan)
+    assert export.exported == [plan[0]] and not export.complete
+    reasons = {u.id: u.reason for u in export.unsupported}
+    assert "no peft config" in reasons[plan[1]] and "per module" in reasons[plan[2]]
+    assert "cannot combine" in reasons[plan[3]]
+
+
+def test_prompt_only_plan_exports_prompt_tuning() -> None:
+    export = export_plan(["embeddings.word_embeddings:prompt_tuning:m10"], token_dim=H)
+    assert export.configs == [{"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 10, "token_dim": H,
+                               "num_transformer_submodules": 1}]

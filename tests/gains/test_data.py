@@ -1,0 +1,76 @@
+"""Uploaded datasets: JSONL and NPZ parsing, validation errors, splits."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from profiler.data import DatasetError, parse_jsonl, parse_npz
+
+
+def jsonl(rows: list[object]) -> bytes:
+    return "\n".join(json.dumps(r) for r in rows).encode()
+
+
+def test_jsonl_maps_labels_to_sorted_classes() -> None:
+    data = parse_jsonl(jsonl([{"text": f"t{i}", "label": ["pos", "neg"][i % 2]} for i in range(6)]) + b"\n\n")
+    assert data.kind == "text" and len(data) == 6 and data.classes == ["neg", "pos"]
+    assert data.y.tolist() == [1, 0, 1, 0, 1, 0]
+    assert data.summary()["class_counts"] == [3, 3]
+
+
+def test_integer_labels_sort_numerically() -> None:
+    data = parse_jsonl(jsonl([{"text": "x", "label": v} for v in (10, 2, 10, 2)]))
+    assert data.classes == ["2", "10"] and data.y.tolist() == [1, 0, 1, 0]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"{not json", "line 1: invalid JSON"),
+    (jsonl([{"text": "", "label": 1}] * 4), "line 1: \"text\" must be a non-empty string"),
+    (jsonl([{"text": "a", "label": 1.5}] * 4), "\"label\" must be"),
+    (jsonl([{"text": "a", "label": 1}] * 4), "at least 2 distinct labels"),
+    (jsonl([{"text": "a", "label": 1}]), "need at least 4"),
+    (b"\xff\xfe", "not UTF-8"),
+    (jsonl([[1, 2]] * 4), "expected an object"),
+])
+def test_jsonl_rejects_bad_input(body: bytes, message: str) -> None:
+    with pytest.raises(DatasetError, match=message):
+        parse_jsonl(body)
+
+
+def npz(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def test_npz_round_trip_and_split() -> None:
+    x = np.random.default_rng(0).normal(size=(20, 3, 4)).astype(np.float64)
+    data = parse_npz(npz(x=x, y=np.arange(20) % 3))
+    assert data.kind == "array" and data.x.dtype == np.float32 and data.summary()["shape"] == [3, 4]
+    train, val = data.split(0.25, seed=1)
+    assert len(train) == 15 and len(val) == 5
+    both = sorted(np.concatenate([train.x, val.x]).reshape(20, -1).tolist())
+    assert both == sorted(data.x.reshape(20, -1).tolist())
+
+
+@pytest.mark.parametrize(("arrays", "message"), [
+    ({"x": np.zeros((4, 2))}, "lacks array"),
+    ({"x": np.zeros((4, 2)), "y": np.zeros(5, dtype=int)}, "x has 4 examples but y has 5"),
+    ({"x": np.full((4, 2), np.nan), "y": np.arange(4) % 2}, "NaN"),
+    ({"x": np.zeros(4), "y": np.arange(4) % 2}, "features after"),
+    ({"x": np.zeros((4, 2)), "y": np.zeros(4)}, "1-D integer"),
+])
+def test_npz_rejects_bad_input(arrays: dict, message: str) -> None:
+    with pytest.raises(DatasetError, match=message):
+        parse_npz(npz(**arrays))
+
+
+def test_npz_rejects_garbage_and_pickles() -> None:
+    with pytest.raises(DatasetError, match="not a readable"):
+        parse_npz(b"garbage")
+    with pytest.raises(DatasetError):
+        parse_npz(npz(x=np.array([object()] * 4, dtype=object), y=np.arange(4) % 2))
