@@ -116,6 +116,8 @@ class ProfileCandidate(_Strict):
     group: str | None = None
     layer: int | None = None
     gain: float | None = None
+    gain_source: str | None = Field(default=None, description="Where `gain` came from: user, prior, gradient or probe.")
+    gain_details: dict[str, Any] | None = Field(default=None, description="How the gain was estimated (source-specific).")
     params: int = Field(gt=0)
     flops: float = Field(gt=0, description="Training FLOPs added per step (forward + backward).")
     latency_ms: float = Field(ge=0, description="Inference latency added per batch (unmerged).")

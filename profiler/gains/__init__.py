@@ -1,0 +1,15 @@
+"""Gain estimates and where they come from: the user, a documented prior, a gradient proxy, probes.
+
+* `user`: gains given by candidate id or by method (per layer), applied by `app.planning.GainSpec`;
+* `prior` (`prior.prior_gains`): a documented default when there is no data;
+* `gradient` (`gradient.gradient_scores` + `calibrate`): a zero-cost proxy from a few batches of the
+  user's data on the real model, calibrated to accuracy points by a few probes;
+* `probe` (`probe.probe_gains`): a short fine-tune per candidate against the head-only baseline.
+
+`estimate.with_gains` writes estimates into a Profile: every candidate records `gain_source` and
+`gain_details`.
+"""
+
+from profiler.gains.estimate import GainEstimate, with_gains
+
+__all__ = ["GainEstimate", "with_gains"]

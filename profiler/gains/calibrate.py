@@ -1,0 +1,55 @@
+"""Calibration: gradient scores -> accuracy points, fitted on a few probes.
+
+Per method m, gain ≈ a_m · score (least squares through the origin over that method's probes,
+a_m >= 0): scores of different methods live in different parameter spaces, so each gets its own
+scale. A method without probes takes the pooled scale of all probes. Probes with negative gains
+count as 0 (what the solver would be given).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from profiler.gains.estimate import GainEstimate
+from profiler.locate import parse_id
+
+
+class Calibration(BaseModel):
+    """Points per unit score, by method, with the pooled fallback and how many probes each rests on."""
+
+    scale: dict[str, float] = Field(default_factory=dict)
+    probes: dict[str, int] = Field(default_factory=dict)
+    pooled: float = 0.0
+
+    def points(self, method: str, score: float) -> float:
+        """Calibrated gain of a score, in accuracy points."""
+        return self.scale.get(method, self.pooled) * score
+
+
+def _through_origin(pairs: list[tuple[float, float]]) -> float:
+    den = sum(s * s for s, _ in pairs)
+    return max(0.0, sum(s * g for s, g in pairs) / den) if den > 0 else 0.0
+
+
+def fit_calibration(scores: dict[str, float], probe_points: dict[str, float]) -> Calibration:
+    """Fit per-method scales from probe gains (accuracy points) of candidates that also have scores."""
+    by_method: dict[str, list[tuple[float, float]]] = {}
+    for cid, points in probe_points.items():
+        if cid in scores:
+            by_method.setdefault(parse_id(cid).method, []).append((scores[cid], max(0.0, points)))
+    pooled_pairs = [p for pairs in by_method.values() for p in pairs]
+    return Calibration(scale={m: _through_origin(pairs) for m, pairs in by_method.items()},
+                       probes={m: len(pairs) for m, pairs in by_method.items()},
+                       pooled=_through_origin(pooled_pairs))
+
+
+def gradient_estimates(scores: dict[str, float], calibration: Calibration, details: dict) -> dict[str, GainEstimate]:
+    """Calibrated gradient-proxy estimates, each recording its raw score, scale and probe support."""
+    out = {}
+    for cid, score in scores.items():
+        method = parse_id(cid).method
+        scale = calibration.scale.get(method, calibration.pooled)
+        out[cid] = GainEstimate(gain=scale * score, source="gradient", details={
+            **details, "raw_score": score, "points_per_score": scale,
+            "calibrated_on": calibration.probes.get(method, 0), "pooled_scale": method not in calibration.scale})
+    return out
