@@ -121,16 +121,22 @@ def _gain_for(candidate: Any, gains: GainSpec) -> tuple[float | None, str]:
         if by_method.default is not None:
             return by_method.default, "method"
     if gains.use_profile and candidate.gain is not None:
-        return candidate.gain, "profile"
+        return candidate.gain, getattr(candidate, "gain_source", None) or "profile"
     return None, "missing"
 
 
 def gain_sources(profile: Any, gains: GainSpec | dict | None = None) -> dict[str, int]:
-    """How many of the profile's candidates take their gain from each source."""
+    """How many of the profile's candidates take their gain from each source.
+
+    User gains count as "candidate", "method" or "method-layer"; the profile's own gains count under
+    their recorded `gain_source` ("prior", "gradient", "probe"; "profile" when unrecorded), so a plan
+    whose counts include "prior" rests, at least in part, on the documented prior.
+    """
     gains = GainSpec.model_validate(gains or {})
     counts = {"candidate": 0, "method": 0, "method-layer": 0, "profile": 0, "missing": 0}
     for c in profile.candidates:
-        counts[_gain_for(c, gains)[1]] += 1
+        source = _gain_for(c, gains)[1]
+        counts[source] = counts.get(source, 0) + 1
     return counts
 
 

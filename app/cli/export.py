@@ -1,0 +1,63 @@
+"""`peft-planner export`: write a plan as Hugging Face peft configs (save_pretrained folders)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from app.cli import CliError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `export` parser."""
+    p = subparsers.add_parser(
+        "export",
+        help="write a plan as peft configs",
+        description="Write the peft configs of a plan (LoRA with rank/alpha patterns, LayerNorm tuning, prompt "
+                    "tuning) with save_pretrained, and list the selected candidates peft cannot express.",
+    )
+    p.add_argument("plan", metavar="PLAN", help="plan JSON (from `peft-planner plan` or GET /v1/plans/{id}), or -")
+    p.add_argument("-o", "--out", metavar="DIR", required=True, help="folder for adapter_config.json")
+    p.add_argument("--token-dim", type=int, metavar="D", help="embedding width (needed for prompt tuning)")
+    p.set_defaults(func=run)
+
+
+def _selected(path: str) -> list[str]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        data = json.loads(text)
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    plan = data.get("plan", data) if isinstance(data, dict) else None
+    selected = plan.get("selected") if isinstance(plan, dict) else None
+    if not isinstance(selected, list) or not all(isinstance(i, str) for i in selected):
+        raise CliError(f"{path} has no plan with a `selected` list of candidate ids")
+    if not selected:
+        raise CliError(f"the plan in {path} selects nothing: there is nothing to export")
+    return selected
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export; prints what was written and what was left out (on stderr). Exit 0 when something was written."""
+    from profiler.errors import ProfileError
+    from profiler.export import export_plan, save_export
+
+    try:
+        export = export_plan(_selected(args.plan), args.token_dim)
+    except ProfileError as exc:
+        raise CliError(str(exc)) from None
+    for item in export.unsupported:
+        print(f"not exported: {item.id}: {item.reason}", file=sys.stderr)
+    if not export.configs:
+        raise CliError("no selected candidate fits peft's vocabulary (see above)")
+    try:
+        folders = save_export(export, args.out)
+    except ImportError:
+        raise CliError("writing peft configs needs `pip install peft`") from None
+    print(json.dumps({"written": [str(f) for f in folders], "exported": export.exported,
+                      "unsupported": [u.model_dump() for u in export.unsupported]}, indent=2))
+    return 0
