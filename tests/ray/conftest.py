@@ -11,12 +11,12 @@ from sqlalchemy import Engine
 from app.settings import Settings
 from app.store import create_store_engine, init_db
 
-ray = pytest.importorskip("ray")
-
 
 @pytest.fixture(scope="module")
 def ray_instance() -> Iterator[None]:
     """A local Ray instance with 2 CPUs, started once per module."""
+    import ray
+
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              namespace="peft-planner-tests")
     yield

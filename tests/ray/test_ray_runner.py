@@ -29,6 +29,7 @@ from tests.ray.helpers import (
     wait_task,
 )
 
+pytest.importorskip("ray")  # the `ray` extra; without it these tests are skipped
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_instance")]
 FINAL = ("succeeded", "failed", "cancelled")
 
