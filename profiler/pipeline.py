@@ -205,6 +205,21 @@ def _nonneg(x: float) -> float:
     return max(0.0, x)
 
 
+def _fill_noise(costs: dict[str, Any], ms_per_flop: dict[str, float]) -> list[str]:
+    """Estimate timings lost in noise from FLOPs; returns the names of the fields estimated.
+
+    A candidate that adds work (FLOPs > 0) but whose paired timing difference
+    came out <= 0 gets FLOPs x the profile's measured ms per FLOP instead of a
+    silent zero. Inference latency is left at 0 only when no inference FLOPs are added.
+    """
+    estimated = []
+    for field, flops_field in (("latency_ms", "inference_flops"), ("train_step_ms", "flops")):
+        if costs[field] <= 0 and costs[flops_field] > 0:
+            costs[field] = costs[flops_field] * ms_per_flop[flops_field]
+            estimated.append(field)
+    return estimated
+
+
 def _site_candidate(c: PlannedCandidate, m: SiteMeasurement) -> dict[str, Any]:
     cost = m.costs[c.setting]
     return {
@@ -243,6 +258,11 @@ def assemble(prepared: Prepared, measurements: list[Measurement]) -> Profile:
     if missing:
         raise ProfileError(f"{len(missing)} measurement task(s) missing, e.g. {missing[0]}")
     layer_ms = [by_key[k] for k in prepared.layer_tasks]
+    base = [lm.variants[prepared.tokens] for lm in layer_ms]  # type: ignore[union-attr]
+    forward_ms, forward_flops = sum(v.forward.median_ms for v in base), sum(v.forward_flops for v in base)
+    train_ms = forward_ms + sum(max(v.backward.median_ms, 0.0) for v in base)
+    ms_per_flop = {"inference_flops": forward_ms / max(forward_flops, 1.0),
+                   "flops": train_ms / max(forward_flops + sum(v.backward_flops for v in base), 1.0)}
     candidates = []
     for c in prepared.candidates:
         measured = by_key[c.task] if c.task else None
@@ -250,8 +270,10 @@ def assemble(prepared: Prepared, measurements: list[Measurement]) -> Profile:
                  else _sequence_candidate(c, prepared, layer_ms))  # type: ignore[arg-type]
         if costs["flops"] <= 0 or c.params <= 0:
             raise ProfileError(f"candidate {c.id} measured {costs['flops']} FLOPs and {c.params} params")
+        estimated = _fill_noise(costs, ms_per_flop)
         candidates.append(ProfileCandidate(id=c.id, method=c.method, group=c.group, layer=c.layer, params=c.params,
-                                           site=c.site.path, config=c.config, measurement=c.task, **costs))
+                                           site=c.site.path, config=c.config, measurement=c.task,
+                                           estimated=estimated, **costs))
     layers = []
     for i, (path, lm) in enumerate(zip(prepared.layer_paths, layer_ms)):
         v = lm.variants[prepared.tokens]  # type: ignore[union-attr]
@@ -265,4 +287,5 @@ def assemble(prepared: Prepared, measurements: list[Measurement]) -> Profile:
                    batch_size=prepared.options.batch_size, seq_len=prepared.tokens, inputs=prepared.inputs,
                    torch_version=torch.__version__, threads=prepared.run.threads, candidates=candidates, layers=layers,
                    uncounted_ops=prepared.uncounted_ops, options=prepared.options, spec=prepared.spec,
-                   timings=ProfileTimings(prepare_s=prepared.prepare_s, num_tasks=len(prepared.tasks)))
+                   timings=ProfileTimings(prepare_s=prepared.prepare_s, num_tasks=len(prepared.tasks),
+                                          estimated_timings=sum(len(c.estimated) for c in candidates)))

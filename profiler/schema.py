@@ -131,6 +131,11 @@ class ProfileCandidate(_Strict):
     activation_bytes: float = Field(default=0.0, ge=0)
     peak_memory_bytes: float | None = Field(default=None, description="Measured CUDA peak added (CUDA only).")
     measurement: str = Field(default="", description="Key of the shared measurement this came from.")
+    estimated: list[str] = Field(
+        default_factory=list,
+        description="Timing fields estimated from FLOPs (at the profile's measured ms per FLOP) because the "
+        "measured difference was lost in timing noise.",
+    )
 
 
 class ProfileLayer(_Strict):
@@ -154,6 +159,7 @@ class ProfileTimings(_Strict):
     measure_s: float = 0.0
     assemble_s: float = 0.0
     num_tasks: int = 0
+    estimated_timings: int = Field(default=0, description="Candidate timings estimated from FLOPs (noise fallback).")
 
 
 class Profile(_Strict):

@@ -161,3 +161,14 @@ def test_tasks_and_measurements_pickle_for_remote_runners():
     prepared = prepare(ModelSpec(config=TINY_BERT), ProfileOptions(**FAST, methods=["lora", "bitfit"], ranks=[4]))
     results = [pickle.loads(pickle.dumps(measure(prepared, pickle.loads(pickle.dumps(t))))) for t in prepared.tasks]
     assert len(assemble(prepared, results).candidates) == len(prepared.candidates)
+
+
+def test_timings_lost_in_noise_are_estimated_from_flops_not_zeroed():
+    from profiler.pipeline import _fill_noise
+
+    rate = {"inference_flops": 2e-9, "flops": 3e-9}
+    costs = {"latency_ms": -0.4, "inference_flops": 1e6, "train_step_ms": 0.0, "flops": 4e6}
+    assert _fill_noise(costs, rate) == ["latency_ms", "train_step_ms"]
+    assert costs["latency_ms"] == pytest.approx(1e6 * 2e-9) and costs["train_step_ms"] == pytest.approx(4e6 * 3e-9)
+    bitfit_like = {"latency_ms": 0.0, "inference_flops": 0.0, "train_step_ms": 0.7, "flops": 10.0}
+    assert _fill_noise(bitfit_like, rate) == [] and bitfit_like["latency_ms"] == 0.0
