@@ -29,16 +29,17 @@ def add(
         id=new_id(), created_at=utcnow(), plan=plan, source=source,
         problem_hash=problem_hash, profile_id=profile_id,
     )
+    stored = session.connection().execute(_PROBLEM_STORED, {"hash": problem_hash}).first()
     with writing(session):
-        connection = session.connection()
-        if connection.execute(_PROBLEM_STORED, {"hash": problem_hash}).first() is None:
+        if stored is None:
             try:
-                connection.execute(_INSERT_PROBLEM, {"hash": problem_hash, "body": problem_json})
+                session.connection().execute(
+                    _INSERT_PROBLEM, {"hash": problem_hash, "body": problem_json}
+                )
                 session.commit()
-            except IntegrityError:  # stored meanwhile by another process
+            except IntegrityError:  # stored meanwhile by another request
                 session.rollback()
-            connection = session.connection()
-        connection.execute(_INSERT_PLAN, {
+        session.connection().execute(_INSERT_PLAN, {
             "id": row.id, "created_at": row.created_at, "plan": plan, "source": source,
             "problem_hash": problem_hash, "profile_id": profile_id,
         })
