@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -17,7 +18,7 @@ from app.context import Context, Ctx, Db
 from app.errors import ApiError, problem_responses
 from app.idempotency import IdempotencyKey, Outcome, respond
 from app.modelspec import cache_key, checked_spec
-from app.planning import BudgetSpec, PlanningError, problem_from_profile
+from app.planning import BudgetSpec, GainSpec, PlanningError, problem_from_profile
 from app.profile_store import load_profile, profile_row
 from app.store import jobs as job_store
 from app.store import profiles as profile_store
@@ -124,7 +125,10 @@ def get_profile(profile_id: str, session: Db) -> Response:
     return Response(profile_row(session, profile_id).body, media_type="application/json")
 
 
-def _frontier(ctx: Context, session: Session, profile_id: str, axis: str, points: int) -> Frontier:
+def _frontier(
+    ctx: Context, session: Session, profile_id: str, axis: str, points: int,
+    gains: GainSpec | None,
+) -> Frontier:
     profile = load_profile(ctx, session, profile_id)
     everything = BudgetSpec(
         params=sum(c.params for c in profile.candidates),
@@ -132,10 +136,24 @@ def _frontier(ctx: Context, session: Session, profile_id: str, axis: str, points
         + sum(layer.backward_flops for layer in profile.layers),
     )
     try:
-        problem = problem_from_profile(profile, everything)
+        problem = problem_from_profile(profile, everything, gains=gains)
     except PlanningError as exc:
-        raise ApiError(422, f"{exc}; the frontier uses the profile's own gains") from exc
+        hint = "" if gains else "; without `gains` the frontier uses the profile's own gains"
+        raise ApiError(422, f"{exc}{hint}") from exc
     return frontier(problem, axis=axis, max_points=points, max_time_s=ctx.settings.solve_max_time_s)
+
+
+def _gain_spec(gains: str | None) -> GainSpec | None:
+    """The `gains` query parameter parsed; its errors are located under `query.gains`."""
+    if gains is None:
+        return None
+    try:
+        return GainSpec.model_validate_json(gains)
+    except ValidationError as exc:
+        raise RequestValidationError([
+            {**error, "loc": ("query", "gains", *error["loc"])}
+            for error in exc.errors(include_url=False)
+        ]) from exc
 
 
 @router.get(
@@ -149,11 +167,18 @@ def get_frontier(
     axis: Literal["params", "flops", "latency_ms", "memory_bytes"] = "params",
     max_points: Annotated[int, Query(ge=2, le=200)] = 20,
     format: Literal["json", "svg"] | None = None,
+    gains: Annotated[str | None, Query(
+        max_length=65536,
+        description='Gains as JSON, as in POST /v1/plans (e.g. `{"methods": {"lora": 1.0}}`); '
+        "default: the profile's own.",
+    )] = None,
 ) -> Response:
     """Best gain for each cost cap on `axis`; SVG with `Accept: image/svg+xml` or `?format=svg`."""
     points = min(max_points, ctx.settings.frontier_max_points)
+    spec = _gain_spec(gains)
+    key = (profile_id, axis, points, None if spec is None else spec.model_dump_json())
     front = ctx.frontiers.get_or_load(
-        (profile_id, axis, points), lambda: _frontier(ctx, session, profile_id, axis, points)
+        key, lambda: _frontier(ctx, session, profile_id, axis, points, spec)
     )
     wants_svg = format == "svg" or (format is None and SVG in request.headers.get("accept", ""))
     if wants_svg:

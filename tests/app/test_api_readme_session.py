@@ -1,0 +1,93 @@
+"""The service's documented curl session (benchmarks/results/service.md), replayed as written.
+
+The session's shell block runs in bash, unchanged except for its URL and
+model (`bert-tiny` instead of `bert-base`, so that profiling takes seconds),
+against a real `peft-planner serve` started as `make run` starts it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICE_MD = ROOT / "benchmarks/results/service.md"
+DOCUMENTED_URL = "URL=http://127.0.0.1:8000\n"
+DOCUMENTED_MODEL = '"name": "bert-base"'
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("curl") is None or shutil.which("jq") is None, reason="needs curl and jq"
+    ),
+]
+
+
+def session_script(url: str, model: str) -> str:
+    """The documented session, pointed at `url` and profiling `model`."""
+    match = re.search(r"A session .*?```sh\n(.*?)```", SERVICE_MD.read_text(), re.S)
+    assert match is not None, "no session block in service.md"
+    block = match.group(1)
+    assert block.startswith(DOCUMENTED_URL) and DOCUMENTED_MODEL in block
+    return block.replace(DOCUMENTED_URL, f"URL={url}\n", 1).replace(
+        DOCUMENTED_MODEL, f'"name": "{model}"'
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """A `peft-planner serve` on a fresh `data/peft-planner.db` under tmp_path; its URL."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--db", "data/peft-planner.db", "--log-level", "warning"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/healthz", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None, "the server exited"
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_the_documented_session_runs_as_written(server: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["bash", "-eu", "-o", "pipefail", "-c", session_script(server, "bert-tiny")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "bert-base" in out.splitlines()[:20]  # the catalog
+    assert '{"state":"succeeded",' in out
+    assert "HTTP/1.1 201 Created" in out and "location: /v1/plans/" in out
+    lines = out.splitlines()
+    assert any(line.startswith('{"status":"optimal","params":') for line in lines)  # listed
+    frontier = [line for line in lines if line.startswith('{"params":')]
+    assert len(frontier) >= 2
+    assert (tmp_path / "frontier.svg").read_text().startswith("<svg")
