@@ -13,7 +13,13 @@ from sqlalchemy.orm import Session
 from app.context import Context, Ctx, Db
 from app.errors import ApiError, problem_responses
 from app.idempotency import IdempotencyKey, Outcome, respond
-from app.planning import BudgetSpec, GainSpec, PlanningError, gain_sources, problem_from_profile
+from app.planning import (
+    BudgetSpec,
+    GainSpec,
+    PlanningError,
+    gain_sources,
+    problem_from_profile,
+)
 from app.prepared import PreparedProblem
 from app.profile_store import load_profile
 from app.store import plans
