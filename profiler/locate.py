@@ -60,11 +60,15 @@ def example_inputs(model: nn.Module, seq_len: int = 8) -> dict[str, torch.Tensor
 
 
 class SiteIndex:
-    """The sites of `model`, found from one traced call `model(**inputs)`, by (path, kind)."""
+    """The sites of `model`, found from one traced call, by (path, kind).
+
+    The call is `model(**inputs)`, or `model(inputs["x"])` for array inputs (as `Classifier` calls it).
+    """
 
     def __init__(self, model: nn.Module, inputs: dict[str, Any] | None = None) -> None:
         inputs = inputs if inputs is not None else example_inputs(model)
-        trace = record(model, (), inputs)
+        args, kwargs = ((inputs["x"],), {}) if set(inputs) == {"x"} else ((), inputs)
+        trace = record(model, args, kwargs)
         self.sites = {(s.path, s.kind): s for s in find_sites(model, find_layers(model), trace)}
 
     def site_for(self, ref: CandidateRef) -> Site:

@@ -28,16 +28,23 @@ class ProbeResult(BaseModel):
     candidate: str
     run: TrainResult
     baseline_accuracy: float
+    baseline_loss: float
 
     @property
     def points(self) -> float:
         """Validation accuracy gain over head only, in accuracy points (may be negative)."""
         return 100.0 * (self.run.accuracy - self.baseline_accuracy)
 
+    @property
+    def loss_decrease(self) -> float:
+        """Validation cross-entropy decrease over head only, in nats (a less noisy companion of `points`)."""
+        return self.baseline_loss - self.run.val_loss
+
     def estimate(self) -> GainEstimate:
         """As a gain estimate (negative gains floored at 0; the raw value stays in the details)."""
         return GainEstimate(gain=max(0.0, self.points), source="probe", details={
             "points": self.points, "accuracy": self.run.accuracy, "baseline_accuracy": self.baseline_accuracy,
+            "val_loss_decrease": self.loss_decrease,
             "steps": self.run.steps, "batch_size": self.run.batch_size, "seed": self.run.seed, "lr": self.run.lr})
 
 
@@ -84,5 +91,5 @@ def probe_gains(task: Task, candidate_ids: list[str], config: TrainConfig, worke
                         progress(done, len(candidate_ids))
         finally:
             _TASK = None
-    return {cid: ProbeResult(candidate=cid, run=run, baseline_accuracy=baseline.accuracy)
+    return {cid: ProbeResult(candidate=cid, run=run, baseline_accuracy=baseline.accuracy, baseline_loss=baseline.val_loss)
             for cid, run in results.items()}

@@ -1,0 +1,95 @@
+"""Training loop (only planned parameters move, norms stay frozen), probes, calibration, prior, provenance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from profiler.apply import apply_plan
+from profiler.data.dataset import Dataset
+from profiler.finetune import DEFAULT_LR, TrainConfig, finetune
+from profiler.gains.calibrate import fit_calibration, gradient_estimates
+from profiler.gains.estimate import GainEstimate, with_gains
+from profiler.gains.prior import prior_gains
+from profiler.gains.probe import probe_gains
+from profiler.task import Task, make_task
+from tests.app.service_helpers import synthetic_profile
+
+Q = "encoder.layer.1.attention.self.query"
+
+
+def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_only_the_plan_and_the_head_move(tiny_task: Task) -> None:
+    model = tiny_task.classifier(0)
+    before = snapshot(model)
+    applied = apply_plan(model.encoder, [f"{Q}:bitfit", "encoder.layer.0.output.LayerNorm:norm_affine"],
+                         tiny_task.train.batch(torch.arange(2))[0])
+    result = finetune(model, applied.by_method(), tiny_task.train, tiny_task.validation, TrainConfig(steps=3, batch_size=8))
+    after = snapshot(model)
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved == {f"encoder.{Q}.bias", "encoder.encoder.layer.0.output.LayerNorm.weight",
+                     "encoder.encoder.layer.0.output.LayerNorm.bias", "head.weight", "head.bias"}
+    assert result.trainable_params == applied.num_parameters() == 64 + 2 * 64  # hidden 64: a bias, a LayerNorm
+    assert result.lr == {"head": DEFAULT_LR["head"], "bitfit": DEFAULT_LR["bitfit"], "norm_affine": DEFAULT_LR["norm_affine"]}
+    assert 0.0 <= result.accuracy <= 1.0 and result.val_loss > 0
+
+
+def test_batchnorm_statistics_stay_frozen_on_arrays() -> None:
+    rng = np.random.default_rng(0)
+    data = Dataset(np.arange(24) % 2, ["0", "1"], x=rng.normal(size=(24, 3, 8, 8)).astype(np.float32))
+    torch.manual_seed(0)
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 8, 3), torch.nn.BatchNorm2d(8))
+    task = make_task("cnn", cnn, None, data, data.subset(range(8)))
+    model = task.classifier(0)
+    before = snapshot(model)
+    norms = [f"{p}:norm_affine" for p, m in model.encoder.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    applied = apply_plan(model.encoder, norms, {"x": task.train.inputs["x"][:2]})
+    finetune(model, applied.by_method(), task.train, task.validation, TrainConfig(steps=2, batch_size=8))
+    after = snapshot(model)
+    stats = [k for k in before if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert stats and all(torch.equal(before[k], after[k]) for k in stats)
+    assert not torch.equal(before["encoder.1.weight"], after["encoder.1.weight"])  # the affine did train
+
+
+def test_probes_are_paired_with_the_baseline_and_reproducible(tiny_task: Task) -> None:
+    config = TrainConfig(steps=2, batch_size=8, seed=1)
+    ids = [f"{Q}:lora:r2", f"{Q}:bitfit"]
+    first = probe_gains(tiny_task, ids, config)
+    again = probe_gains(tiny_task, ids, config)
+    for cid in ids:
+        assert first[cid].run.accuracy == again[cid].run.accuracy
+        est = first[cid].estimate()
+        assert est.source == "probe" and est.details["seed"] == 1 and est.details["steps"] == 2
+        assert est.gain == max(0.0, 100 * (first[cid].run.accuracy - first[cid].baseline_accuracy))
+
+
+def test_calibration_recovers_per_method_scales() -> None:
+    scores = {"a:lora:r4": 2.0, "b:lora:r4": 4.0, "c:bitfit": 10.0, "d:bitfit": 30.0, "e:norm_affine": 1.0}
+    probes = {"a:lora:r4": 1.0, "b:lora:r4": 2.0, "c:bitfit": 0.1, "d:bitfit": 0.3}
+    cal = fit_calibration(scores, probes)
+    assert cal.scale == pytest.approx({"lora": 0.5, "bitfit": 0.01})
+    assert cal.probes == {"lora": 2, "bitfit": 2}
+    est = gradient_estimates(scores, cal, {"batches": 1})
+    assert est["b:lora:r4"].gain == pytest.approx(2.0) and est["b:lora:r4"].source == "gradient"
+    assert est["e:norm_affine"].details["pooled_scale"] is True  # no norm probes: the pooled scale
+    assert est["e:norm_affine"].gain == pytest.approx(cal.pooled * 1.0)
+    assert fit_calibration(scores, {"a:lora:r4": -3.0}).scale == {"lora": 0.0}  # negative probes count as 0
+
+
+def test_prior_is_documented_and_recorded_on_every_candidate() -> None:
+    profile = synthetic_profile(gains=False)
+    estimates = prior_gains(profile.candidates)
+    assert estimates["layer.0.q:lora:r8"].gain == pytest.approx(0.25)
+    assert estimates["layer.0.q:lora:r4"].gain == pytest.approx(0.25 * 0.5 ** 0.5)
+    assert estimates["layer.0:bitfit"].gain == pytest.approx(0.035)
+    gained = with_gains(profile, estimates)
+    assert all(c.gain_source == "prior" and "FIELD-NOTES" in c.gain_details["basis"] for c in gained.candidates)
+    with pytest.raises(KeyError, match="no gain estimate"):
+        with_gains(profile, {"layer.0:bitfit": estimates["layer.0:bitfit"]})
+    with pytest.raises(KeyError, match="unknown"):
+        with_gains(profile, {"nope:bitfit": GainEstimate(gain=1, source="user")})
