@@ -52,34 +52,57 @@ def frontier(
     """Return the gain-vs-`axis` Pareto frontier within the problem's other caps.
 
     Each point is the max-gain plan under a cap on `axis` (ties to the cheaper
-    plan on that axis), found exactly; caps start at the budget and descend
-    to just below each point's cost, so no Pareto point is skipped.
+    plan on that axis), found exactly. Caps start at the budget and descend to
+    just below each point's cost, so no Pareto point is skipped; if there are
+    more than `max_points`, the descent is redone with steps of at least
+    1/max_points of the range, so the points span it (then `complete` is false).
     min_gain and the objective are ignored: the frontier spans all gains.
     """
-    start = time.perf_counter()
+    deadline = time.perf_counter() + max_time_s
     inst = Instance.from_problem(problem)
-    allowed = inst.fitting_alone()
-    form = _axis_form(inst, axis)
-    base = KnapsackModel(inst, allowed)
-    budget_cap = getattr(problem.budget, axis)
-    cap = budget_cap if budget_cap is not None else math.fsum(v for v in form.x) + math.fsum(form.y)
-    lowest = min((form.value([i], []) for i in allowed), default=math.inf)
-    points: list[Plan] = []
-    complete = True
-    while allowed and cap >= lowest and len(points) < max_points:
-        model = base.clone()
-        model.add_at_most(form, cap)
-        out = model.maximize(
-            gain_form(inst),
-            time_limit_s=max(start + max_time_s - time.perf_counter(), 0.01),
-            then_minimize=form,
-        )
-        if out.status != "optimal" or not out.selection:
-            complete = complete and out.status in ("optimal", "infeasible")
-            break
-        plan = plan_of(inst, out.selection, "optimal", out.bound, (time.perf_counter() - start) * 1e3)
-        if not points or plan.gain < points[-1].gain:
-            points.append(plan)
-        cap = _below(getattr(plan, axis), axis)
-    complete = complete and (len(points) < max_points or cap < lowest)
+    walk = _Descent(inst, axis, deadline)
+    points, complete = walk.run(max_points, step=0.0)
+    if not complete and points and walk.finished:
+        span = getattr(points[0], axis) - walk.lowest
+        points, _ = walk.run(max_points, step=span / max_points)
     return Frontier(axis=axis, points=points[::-1], complete=complete)
+
+
+class _Descent:
+    """Max-gain plans under descending caps on one axis."""
+
+    def __init__(self, inst: Instance, axis: Axis, deadline: float):
+        self.inst, self.axis, self.deadline = inst, axis, deadline
+        self.allowed = inst.fitting_alone()
+        self.form = _axis_form(inst, axis)
+        self.base = KnapsackModel(inst, self.allowed)
+        budget_cap = getattr(inst.problem.budget, axis)
+        self.top = budget_cap if budget_cap is not None else math.fsum(self.form.x) + math.fsum(self.form.y)
+        self.lowest = min((self.form.value([i], []) for i in self.allowed), default=math.inf)
+        self.finished = True
+
+    def run(self, max_points: int, step: float) -> tuple[list[Plan], bool]:
+        """Return (points in descending cost, whether the exact descent reached the bottom).
+
+        `finished` is false afterwards when the time limit stopped a solve.
+        """
+        start = time.perf_counter()
+        points: list[Plan] = []
+        cap = self.top
+        while self.allowed and cap >= self.lowest and len(points) < max_points:
+            model = self.base.clone()
+            model.add_at_most(self.form, cap)
+            out = model.maximize(
+                gain_form(self.inst),
+                time_limit_s=max(self.deadline - time.perf_counter(), 0.01),
+                then_minimize=self.form,
+            )
+            if out.status != "optimal" or not out.selection:
+                self.finished = out.status in ("optimal", "infeasible")
+                return points, self.finished and step == 0.0
+            plan = plan_of(self.inst, out.selection, "optimal", out.bound, (time.perf_counter() - start) * 1e3)
+            if not points or plan.gain < points[-1].gain:
+                points.append(plan)
+            cost = getattr(plan, self.axis)
+            cap = min(_below(cost, self.axis), cost - step)
+        return points, step == 0.0 and cap < self.lowest

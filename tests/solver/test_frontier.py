@@ -44,3 +44,16 @@ def test_frontier_is_monotone_and_capped_by_max_points() -> None:
     gains = [p.gain for p in result.points]
     assert params == sorted(params) and gains == sorted(gains)
     assert all(p.params <= problem.budget.params for p in result.points)
+
+
+def test_frontier_with_more_points_than_asked_spans_the_whole_range() -> None:
+    problem = llama_like_problem(200, seed=1)
+    exact = frontier(problem, axis="params", max_points=400)
+    sampled = frontier(problem, axis="params", max_points=8)
+    assert exact.complete and len(exact.points) > 8
+    assert not sampled.complete and 2 <= len(sampled.points) <= 8
+    exact_gain = {p.params: p.gain for p in exact.points}
+    for p in sampled.points:  # every sampled point is a true Pareto point
+        assert p.params in exact_gain and math.isclose(p.gain, exact_gain[p.params], rel_tol=1e-9)
+    # the samples reach down to the cheap end, not only the points nearest the budget
+    assert sampled.points[0].params <= exact.points[len(exact.points) // 4].params
