@@ -70,8 +70,7 @@ class _Search:
 
     def ratio(self, selection: list[int]) -> float:
         """Return u = ln(c/p)/2 of a selection."""
-        p, c = self.inst.fractions(self.inst.totals(selection))
-        return 0.5 * math.log(c / p)
+        return self.inst.ratio(self.inst.totals(selection))
 
     def offer(self, selection: list[int]) -> None:
         """Record `selection` if feasible: the incumbent when best, a tie when within rtol."""
@@ -80,8 +79,7 @@ class _Search:
             return
         value = self.inst.efficiency(totals)
         assert value is not None
-        p, c = self.inst.fractions(totals)
-        found = _Found(selection, value, totals.gain, 0.5 * math.log(c / p))
+        found = _Found(selection, value, totals.gain, self.inst.ratio(totals))
         if self.best is None or value > self.best.value:
             self.best = found
             floor = value * (1 - self.rtol)
@@ -159,10 +157,10 @@ class _Search:
 
     def initial_range(self, allowed: list[int]) -> tuple[float, float]:
         """Return bounds on u: c >= the cheapest single plan's c, p >= the smallest p, both <= 1."""
-        singles = [self.inst.fractions(self.inst.totals([i])) for i in allowed]
-        p_min = min(p for p, _ in singles)
-        c_min = min(c for _, c in singles)
-        return 0.5 * math.log(c_min) - 1e-9, -0.5 * math.log(p_min) + 1e-9
+        singles = [self.inst.log_fractions(self.inst.totals([i])) for i in allowed]
+        log_p_min = min(log_p for log_p, _ in singles)
+        log_c_min = min(log_c for _, log_c in singles)
+        return 0.5 * log_c_min - 1e-9, -0.5 * log_p_min + 1e-9
 
     def polish(self) -> list[int]:
         """Return the largest-gain plan with M within rtol of the best, near each tied ratio.

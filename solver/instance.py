@@ -111,12 +111,22 @@ class Instance:
         b = self.problem.budget
         return t.params / b.params, t.flops / b.flops
 
+    def log_fractions(self, t: Totals) -> tuple[float, float]:
+        """Return (ln p, ln c) of a non-empty plan, computed without underflow."""
+        b = self.problem.budget
+        return math.log(t.params) - math.log(b.params), math.log(t.flops) - math.log(b.flops)
+
     def efficiency(self, t: Totals) -> float | None:
-        """Return M = gain / sqrt(p*c), or None for an empty plan."""
+        """Return M = gain / sqrt(p*c), or None for an empty plan (in log space: p*c may underflow)."""
         if t.params == 0:
             return None
-        p, c = self.fractions(t)
-        return t.gain / math.sqrt(p * c)
+        log_p, log_c = self.log_fractions(t)
+        return t.gain * math.exp(-0.5 * (log_p + log_c))
+
+    def ratio(self, t: Totals) -> float:
+        """Return u = ln(c/p)/2 of a non-empty plan."""
+        log_p, log_c = self.log_fractions(t)
+        return 0.5 * (log_c - log_p)
 
     def fitting_alone(self) -> list[int]:
         """Return the positions of candidates that fit the caps alone (with their layer costs)."""

@@ -10,6 +10,12 @@ Objective = Literal["gain", "efficiency"]
 Status = Literal["optimal", "feasible", "infeasible"]
 
 
+# Upper bound of every cost, gain and budget: far above any real model or run
+# (1e30 FLOPs), and low enough that M = gain / sqrt(p*c) stays a finite float.
+MAX_VALUE = 1e30
+MAX_LAYER = 1_000_000
+
+
 class _Strict(BaseModel):
     """Base: unknown fields are errors, NaN and infinities are rejected."""
 
@@ -22,12 +28,12 @@ class Candidate(_Strict):
     id: str = Field(min_length=1, max_length=512)
     method: str = Field(min_length=1, max_length=64)
     group: str | None = Field(default=None, max_length=512)
-    layer: int | None = Field(default=None, ge=0)
-    gain: float = Field(ge=0)
-    params: int = Field(gt=0)
-    flops: float = Field(gt=0)
-    latency_ms: float = Field(default=0.0, ge=0)
-    memory_bytes: float = Field(default=0.0, ge=0)
+    layer: int | None = Field(default=None, ge=0, le=MAX_LAYER)
+    gain: float = Field(ge=0, le=MAX_VALUE)
+    params: int = Field(gt=0, le=10**30)
+    flops: float = Field(gt=0, le=MAX_VALUE)
+    latency_ms: float = Field(default=0.0, ge=0, le=MAX_VALUE)
+    memory_bytes: float = Field(default=0.0, ge=0, le=MAX_VALUE)
     site: str | None = None
     config: dict[str, Any] | None = None
 
@@ -35,18 +41,18 @@ class Candidate(_Strict):
 class LayerCost(_Strict):
     """Shared cost of a layer, paid once when any chosen candidate sits at or below it."""
 
-    index: int = Field(ge=0)
-    backward_flops: float = Field(default=0.0, ge=0)
-    memory_bytes: float = Field(default=0.0, ge=0)
+    index: int = Field(ge=0, le=MAX_LAYER)
+    backward_flops: float = Field(default=0.0, ge=0, le=MAX_VALUE)
+    memory_bytes: float = Field(default=0.0, ge=0, le=MAX_VALUE)
 
 
 class Budget(_Strict):
     """Caps on the plan's totals; params and flops are required."""
 
-    params: float = Field(gt=0)
-    flops: float = Field(gt=0)
-    latency_ms: float | None = Field(default=None, gt=0)
-    memory_bytes: float | None = Field(default=None, gt=0)
+    params: float = Field(gt=0, le=MAX_VALUE)
+    flops: float = Field(gt=0, le=MAX_VALUE)
+    latency_ms: float | None = Field(default=None, gt=0, le=MAX_VALUE)
+    memory_bytes: float | None = Field(default=None, gt=0, le=MAX_VALUE)
 
 
 class Problem(_Strict):
@@ -56,7 +62,7 @@ class Problem(_Strict):
     layers: list[LayerCost] = Field(default_factory=list)
     budget: Budget
     objective: Objective = "gain"
-    min_gain: float = Field(default=0.0, ge=0)
+    min_gain: float = Field(default=0.0, ge=0, le=MAX_VALUE)
 
     @field_validator("candidates")
     @classmethod

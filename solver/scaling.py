@@ -25,23 +25,39 @@ def _power_of_two_scale(magnitude: float) -> float:
     return math.ldexp(1.0, min(RESOLUTION_BITS - exponent, _MAX_EXPONENT))
 
 
+def _exact_scale(values: Sequence[float]) -> float | None:
+    """Return the power of two that makes every value an integer, if the row then fits int64.
+
+    Floats are dyadic rationals, so such a scale always exists; it is usable
+    when the scaled absolute sum stays under 2**62 (CP-SAT's int64 activities).
+    """
+    exponent = max(float(v).as_integer_ratio()[1].bit_length() - 1 for v in values)
+    if exponent > _MAX_EXPONENT:
+        return None
+    scale = math.ldexp(1.0, exponent)
+    if math.fsum(abs(v) for v in values) * scale < _EXACT_LIMIT:
+        return scale
+    return None
+
+
 def capacity_row(
     coefs: Sequence[float], cap: float, *, loose: bool = False
 ) -> tuple[list[int], int]:
     """Return integer (coefs, cap) for the row `sum(coefs * x) <= cap` over 0/1 x.
 
-    Integral rows (params, FLOP counts, bytes) stay exact, divided by their gcd.
-    Other rows are scaled by a power of two (exact in floating point) and
+    When a power of two makes every value an integer within int64 (integral
+    params, FLOP counts and bytes; most float rows too), the row is exact,
+    divided by its gcd. Otherwise it is scaled to 2**40 of its magnitude and
     rounded outward: by default costs up and the cap down, so every
     integer-feasible point is float-feasible; with `loose`, the other way, so
     every float-feasible point stays integer-feasible.
     """
-    if all(float(v).is_integer() for v in (*coefs, cap)) and (
-        math.fsum(abs(v) for v in coefs) + abs(cap) < _EXACT_LIMIT
-    ):
-        ints = [int(v) for v in coefs]
-        g = reduce(math.gcd, ints, int(cap)) or 1
-        return [v // g for v in ints], int(cap) // g
+    exact = _exact_scale([*coefs, cap])
+    if exact is not None:
+        ints = [int(v * exact) for v in coefs]
+        int_cap = math.floor(cap * exact)
+        g = reduce(math.gcd, ints, int_cap) or 1
+        return [v // g for v in ints], int_cap // g
     scale = _power_of_two_scale(max([abs(cap), *(abs(v) for v in coefs)]))
     cost_round, cap_round = (math.floor, math.ceil) if loose else (math.ceil, math.floor)
     return [cost_round(v * scale) for v in coefs], cap_round(cap * scale)

@@ -36,7 +36,7 @@ def problems(draw, objective: str | None = None, max_candidates: int = 8) -> dic
                 "gain": draw(_gains),
                 "params": draw(st.integers(1, 100)),
                 "flops": draw(_costs),
-                "latency_ms": draw(st.one_of(st.just(0.0), st.floats(0, 5))),
+                "latency_ms": draw(st.one_of(st.just(0.0), st.floats(1e-3, 5))),
                 "memory_bytes": draw(st.one_of(st.just(0.0), _costs)),
             }
         )

@@ -50,6 +50,8 @@ def _with(path: list, value) -> dict:
         (["layers", 1, "index"], 0, "layers"),
         (["candidates"], [], "candidates"),
         (["budget", "tokens"], 5, "budget.tokens"),
+        (["budget", "params"], 1e300, "budget.params"),
+        (["candidates", 0, "gain"], 1e31, "candidates.0.gain"),
     ],
 )
 def test_bad_input_names_the_field(path: list, value, field: str) -> None:
@@ -78,3 +80,16 @@ def test_missing_budget_flops_is_required() -> None:
 
 def test_valid_problem_passes() -> None:
     assert Problem.model_validate(BASE).objective == "gain"
+
+
+def test_extreme_but_valid_magnitudes_give_a_finite_efficiency() -> None:
+    from solver import solve
+
+    data = {
+        "candidates": [{"id": "a", "method": "lora", "gain": 1.0, "params": 1, "flops": 1e-300}],
+        "budget": {"params": 1e30, "flops": 1e30},
+        "objective": "efficiency",
+    }
+    plan = solve(Problem.model_validate(data))
+    assert plan.selected == ["a"]
+    assert math.isfinite(plan.efficiency) and plan.efficiency > 1e100
