@@ -124,7 +124,7 @@ def parse_npz(data: bytes) -> Dataset:
     """A NumPy .npz with a float array `x` (examples on axis 0) and a 1-D integer array `y`."""
     try:
         archive = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DatasetError(f"not a readable .npz archive: {exc}") from None
     with archive:
         missing = {"x", "y"} - set(archive.files)
