@@ -1,6 +1,7 @@
 """Probes: a short fine-tune of each candidate (with the task head) against the head-only baseline.
 
-The expensive, honest source: every probe trains its candidate plus a fresh head with the same
+The expensive, honest source: every probe trains its candidate (or a bundle of candidates, for
+calibration) plus a fresh head with the same
 seed, steps, batches and learning rates as the baseline, and its gain is the difference of the two
 validation accuracies, in accuracy points. Seeds, steps and both accuracies are recorded. With
 `workers` > 1 probes run in forked processes, each with its share of the CPU threads.
@@ -23,9 +24,9 @@ from profiler.task import Task
 
 
 class ProbeResult(BaseModel):
-    """One probe: the candidate's run and the baseline it is compared with."""
+    """One probe: the run of its candidates (usually one) and the baseline it is compared with."""
 
-    candidate: str
+    candidates: list[str]
     run: TrainResult
     baseline_accuracy: float
     baseline_loss: float
@@ -59,24 +60,28 @@ def train_plan(task: Task, candidate_ids: list[str], config: TrainConfig) -> Tra
 _TASK: Task | None = None  # the task inherited by forked probe workers
 
 
-def _probe_in_worker(args: tuple[str, TrainConfig, int]) -> TrainResult:
-    candidate, config, threads = args
+def _probe_in_worker(args: tuple[list[str], TrainConfig, int]) -> TrainResult:
+    candidates, config, threads = args
     torch.set_num_threads(threads)
     assert _TASK is not None
-    return train_plan(_TASK, [candidate], config)
+    return train_plan(_TASK, candidates, config)
 
 
-def probe_gains(task: Task, candidate_ids: list[str], config: TrainConfig, workers: int = 1,
+def probe_gains(task: Task, probes: dict[str, list[str]], config: TrainConfig, workers: int = 1,
                 baseline: TrainResult | None = None,
                 progress: Callable[[int, int], None] | None = None) -> dict[str, ProbeResult]:
-    """Probe each candidate; `baseline` (a head-only run with `config`) is trained when not given."""
+    """Run each probe (name -> candidate ids; `{cid: [cid]}` for single candidates).
+
+    `baseline` (a head-only run with `config`) is trained when not given.
+    """
     baseline = baseline or train_plan(task, [], config)
     results: dict[str, TrainResult] = {}
+    names = list(probes)
     if workers <= 1:
-        for done, cid in enumerate(candidate_ids, 1):
-            results[cid] = train_plan(task, [cid], config)
+        for done, name in enumerate(names, 1):
+            results[name] = train_plan(task, probes[name], config)
             if progress:
-                progress(done, len(candidate_ids))
+                progress(done, len(names))
     else:
         global _TASK
         _TASK = task
@@ -84,12 +89,12 @@ def probe_gains(task: Task, candidate_ids: list[str], config: TrainConfig, worke
         context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
         try:
             with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                jobs = [(cid, config, threads) for cid in candidate_ids]
-                for done, (cid, run) in enumerate(zip(candidate_ids, pool.map(_probe_in_worker, jobs)), 1):
-                    results[cid] = run
+                jobs = [(probes[name], config, threads) for name in names]
+                for done, (name, run) in enumerate(zip(names, pool.map(_probe_in_worker, jobs)), 1):
+                    results[name] = run
                     if progress:
-                        progress(done, len(candidate_ids))
+                        progress(done, len(names))
         finally:
             _TASK = None
-    return {cid: ProbeResult(candidate=cid, run=run, baseline_accuracy=baseline.accuracy, baseline_loss=baseline.val_loss)
-            for cid, run in results.items()}
+    return {name: ProbeResult(candidates=probes[name], run=run, baseline_accuracy=baseline.accuracy,
+                              baseline_loss=baseline.val_loss) for name, run in results.items()}

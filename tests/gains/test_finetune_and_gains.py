@@ -59,8 +59,8 @@ def test_batchnorm_statistics_stay_frozen_on_arrays() -> None:
 def test_probes_are_paired_with_the_baseline_and_reproducible(tiny_task: Task) -> None:
     config = TrainConfig(steps=2, batch_size=8, seed=1)
     ids = [f"{Q}:lora:r2", f"{Q}:bitfit"]
-    first = probe_gains(tiny_task, ids, config)
-    again = probe_gains(tiny_task, ids, config)
+    first = probe_gains(tiny_task, {cid: [cid] for cid in ids}, config)
+    again = probe_gains(tiny_task, {cid: [cid] for cid in ids}, config, workers=2)  # forked workers agree
     for cid in ids:
         assert first[cid].run.accuracy == again[cid].run.accuracy
         est = first[cid].estimate()
@@ -70,7 +70,7 @@ def test_probes_are_paired_with_the_baseline_and_reproducible(tiny_task: Task) -
 
 def test_calibration_recovers_per_method_scales() -> None:
     scores = {"a:lora:r4": 2.0, "b:lora:r4": 4.0, "c:bitfit": 10.0, "d:bitfit": 30.0, "e:norm_affine": 1.0}
-    probes = {"a:lora:r4": 1.0, "b:lora:r4": 2.0, "c:bitfit": 0.1, "d:bitfit": 0.3}
+    probes = [(["a:lora:r4"], 1.0), (["b:lora:r4"], 2.0), (["c:bitfit"], 0.1), (["d:bitfit"], 0.3)]
     cal = fit_calibration(scores, probes)
     assert cal.scale == pytest.approx({"lora": 0.5, "bitfit": 0.01})
     assert cal.probes == {"lora": 2, "bitfit": 2}
@@ -78,7 +78,15 @@ def test_calibration_recovers_per_method_scales() -> None:
     assert est["b:lora:r4"].gain == pytest.approx(2.0) and est["b:lora:r4"].source == "gradient"
     assert est["e:norm_affine"].details["pooled_scale"] is True  # no norm probes: the pooled scale
     assert est["e:norm_affine"].gain == pytest.approx(cal.pooled * 1.0)
-    assert fit_calibration(scores, {"a:lora:r4": -3.0}).scale == {"lora": 0.0}  # negative probes count as 0
+    assert fit_calibration(scores, [(["a:lora:r4"], -3.0)]).scale == {"lora": 0.0}  # negative probes count as 0
+
+
+def test_a_bundle_probe_calibrates_on_the_summed_score() -> None:
+    scores = {"a:bitfit": 1.0, "b:bitfit": 3.0}
+    cal = fit_calibration(scores, [(["a:bitfit", "b:bitfit"], 2.0)])
+    assert cal.scale == pytest.approx({"bitfit": 0.5})  # 2 points over a summed score of 4
+    with pytest.raises(ValueError, match="one method"):
+        fit_calibration({**scores, "c:lora:r1": 1.0}, [(["a:bitfit", "c:lora:r1"], 1.0)])
 
 
 def test_prior_is_documented_and_recorded_on_every_candidate() -> None:
