@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ from profiler.data.dataset import Dataset, DatasetError
 from profiler.data.rotten import rotten_tomatoes_splits
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "tokenizer.model")
 Batch = dict[str, torch.Tensor]
 
 
@@ -148,10 +151,12 @@ def load_encoder(path: str) -> tuple[nn.Module, Any | None]:
         model = AutoModel.from_pretrained(path, local_files_only=True)
     except OSError as exc:
         raise DatasetError(f"cannot load a model from {path!r}: {' '.join(str(exc).split())[:200]}") from None
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError):
-        tokenizer = None
+    tokenizer = None
+    if any((Path(path) / name).is_file() for name in TOKENIZER_FILES):  # else transformers builds an empty one
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError):
+            tokenizer = None
     return model.eval().requires_grad_(False), tokenizer
 
 
@@ -170,3 +175,11 @@ def builtin_task(train: int = 4000, validation: int = 2000, max_len: int = 64, s
     encoder, tokenizer = load_encoder(path)
     tr, va = rotten_tomatoes_splits(train, validation, seed)
     return make_task("minilm-rotten-tomatoes", encoder, tokenizer, tr, va, max_len, path)
+
+
+def user_task(model_path: str, data: Dataset, validation: float = 0.2, max_len: int = 64, seed: int = 0) -> Task:
+    """A task on the user's own model directory and dataset, holding out `validation` of it (seeded)."""
+    encoder, tokenizer = load_encoder(model_path)
+    train, val = data.split(validation, seed)
+    return make_task(str(model_path).rstrip("/").rsplit("/", 1)[-1], encoder, tokenizer, train, val, max_len,
+                     model_path)

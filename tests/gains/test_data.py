@@ -75,3 +75,22 @@ def test_npz_rejects_garbage_and_pickles() -> None:
             parse_npz(body)
     with pytest.raises(DatasetError):
         parse_npz(npz(x=np.array([object()] * 4, dtype=object), y=np.arange(4) % 2))
+
+
+def test_user_task_from_a_model_directory(tmp_path) -> None:
+    from transformers import BertTokenizer
+
+    from profiler.task import user_task
+    from tests.gains.conftest import toy_texts
+    from tests.profiler.conftest import TINY_BERT, real_model
+
+    real_model(TINY_BERT).save_pretrained(tmp_path / "model")
+    with pytest.raises(DatasetError, match="needs a model with a tokenizer"):  # no tokenizer files: no silent [UNK]s
+        user_task(str(tmp_path / "model"), toy_texts(20))
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"]) + "\n")
+    BertTokenizer(str(vocab)).save_pretrained(tmp_path / "model")
+    task = user_task(str(tmp_path / "model"), toy_texts(20), validation=0.25, max_len=8)
+    assert len(task.train) == 15 and len(task.validation) == 5 and task.num_classes == 2
+    ids = task.train.inputs["input_ids"]
+    assert ids.shape == (15, 8) and {5, 6} & set(ids.flatten().tolist())  # "good"/"bad" are real tokens

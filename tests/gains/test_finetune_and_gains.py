@@ -101,3 +101,14 @@ def test_prior_is_documented_and_recorded_on_every_candidate() -> None:
         with_gains(profile, {"layer.0:bitfit": estimates["layer.0:bitfit"]})
     with pytest.raises(KeyError, match="unknown"):
         with_gains(profile, {"nope:bitfit": GainEstimate(gain=1, source="user")})
+
+
+def test_validation_reports_realized_next_to_predicted(tiny_task: Task) -> None:
+    from profiler.validate import validate_plan
+
+    report = validate_plan(tiny_task, [f"{Q}:lora:r2"], TrainConfig(steps=2, batch_size=8), seeds=2,
+                           predicted_points=1.5)
+    assert report.predicted_points == 1.5 and [r.seed for r in report.plan_runs] == [0, 1]
+    diffs = [100 * (p.accuracy - b.accuracy) for p, b in zip(report.plan_runs, report.baseline_runs)]
+    assert report.realized_points == pytest.approx(sum(diffs) / 2)
+    assert report.plan_runs[0].trainable_params == 2 * (64 + 64) and report.baseline_runs[0].trainable_params == 0
