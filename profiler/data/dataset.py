@@ -126,6 +126,8 @@ def parse_npz(data: bytes) -> Dataset:
         archive = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DatasetError(f"not a readable .npz archive: {exc}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # a bare .npy array loads too
+        raise DatasetError("not an .npz archive (a single .npy array?): save x and y with numpy.savez")
     with archive:
         missing = {"x", "y"} - set(archive.files)
         if missing:

@@ -75,6 +75,10 @@ def test_npz_rejects_garbage_and_pickles() -> None:
             parse_npz(body)
     with pytest.raises(DatasetError):
         parse_npz(npz(x=np.array([object()] * 4, dtype=object), y=np.arange(4) % 2))
+    bare = io.BytesIO()
+    np.save(bare, np.zeros((4, 2)))
+    with pytest.raises(DatasetError, match="not an .npz archive"):
+        parse_npz(bare.getvalue())
 
 
 def test_user_task_from_a_model_directory(tmp_path) -> None:
