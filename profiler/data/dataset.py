@@ -89,7 +89,7 @@ def _check_size(n: int) -> None:
 
 
 def parse_jsonl(data: bytes) -> Dataset:
-    """One JSON object per line with a non-empty string "text" and a string/int/bool "label"."""
+    """One JSON object per line with a non-empty string "text" and a string or integer "label"."""
     try:
         lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError as exc:
@@ -102,6 +102,8 @@ def parse_jsonl(data: bytes) -> Dataset:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DatasetError(f"line {number}: invalid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise DatasetError(f"line {number}: JSON nested too deeply") from None
         if not isinstance(row, dict):
             raise DatasetError(f"line {number}: expected an object with \"text\" and \"label\"")
         text, label = row.get("text"), row.get("label")
@@ -109,7 +111,7 @@ def parse_jsonl(data: bytes) -> Dataset:
             raise DatasetError(f"line {number}: \"text\" must be a non-empty string")
         if len(text) > MAX_TEXT_CHARS:
             raise DatasetError(f"line {number}: text of {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
-        if isinstance(label, float) or not isinstance(label, str | int) or (isinstance(label, str) and not label):
+        if isinstance(label, bool) or not isinstance(label, str | int) or (isinstance(label, str) and not label):
             raise DatasetError(f"line {number}: \"label\" must be a non-empty string or an integer")
         texts.append(text)
         labels.append(label)

@@ -35,6 +35,8 @@ def test_integer_labels_sort_numerically() -> None:
     (jsonl([{"text": "a", "label": 1}]), "need at least 4"),
     (b"\xff\xfe", "not UTF-8"),
     (jsonl([[1, 2]] * 4), "expected an object"),
+    (jsonl([{"text": "a", "label": True}] * 4), "\"label\" must be"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
 ])
 def test_jsonl_rejects_bad_input(body: bytes, message: str) -> None:
     with pytest.raises(DatasetError, match=message):
