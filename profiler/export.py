@@ -6,8 +6,8 @@
   rank as `r`. Norm-affine candidates ride along as `modules_to_save` (a trainable copy of each
   norm: its weight and bias, exactly the parameters norm-affine tuning trains).
 * Norm-affine alone -> `LNTuningConfig` on those norms.
-* Prompt tuning -> `PromptTuningConfig` when it is the plan's only method (peft cannot put a soft
-  prompt and LoRA in one model).
+* Prompt tuning -> `PromptTuningConfig` (task type FEATURE_EXTRACTION: the encoder feeds a task
+  head) when it is the plan's only method (peft cannot put a soft prompt and LoRA in one model).
 * Bottleneck adapters and per-module BitFit have no peft config: they are listed in `unsupported`
   with the reason, and the plan's parameters they hold are missing from the export.
 
@@ -91,8 +91,9 @@ def export_plan(candidate_ids: list[str], token_dim: int | None = None) -> PeftE
         out.configs.append({"peft_type": "LN_TUNING", "target_modules": sorted(r.site for r in norms)})
         out.exported += [r.id for r in norms]
     if prompts and len(by_method) == 1 and token_dim is not None:
-        out.configs.append({"peft_type": "PROMPT_TUNING", "num_virtual_tokens": prompts[0].setting,
-                            "token_dim": token_dim, "num_transformer_submodules": 1})
+        out.configs.append({"peft_type": "PROMPT_TUNING", "task_type": "FEATURE_EXTRACTION",
+                            "num_virtual_tokens": prompts[0].setting, "token_dim": token_dim,
+                            "num_transformer_submodules": 1})
         out.exported += [r.id for r in prompts]
     exported = set(out.exported)
     for ref in refs:

@@ -94,7 +94,11 @@ def test_what_peft_cannot_express_is_listed() -> None:
     assert "cannot combine" in reasons[plan[3]]
 
 
-def test_prompt_only_plan_exports_prompt_tuning() -> None:
-    export = export_plan(["embeddings.word_embeddings:prompt_tuning:m10"], token_dim=H)
-    assert export.configs == [{"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 10, "token_dim": H,
-                               "num_transformer_submodules": 1}]
+def test_prompt_only_plan_exports_prompt_tuning(deep_bert: torch.nn.Module) -> None:
+    pytest.importorskip("peft")
+    plan = ["embeddings.word_embeddings:prompt_tuning:m10"]
+    export = export_plan(plan, token_dim=H)
+    assert export.configs == [{"peft_type": "PROMPT_TUNING", "task_type": "FEATURE_EXTRACTION",
+                               "num_virtual_tokens": 10, "token_dim": H, "num_transformer_submodules": 1}]
+    assert peft_trainable(deep_bert, export.configs[0])[0] == apply_plan(deep_bert, plan).num_parameters() == 10 * H
+    assert not export_plan(plan).complete  # without the embedding width it cannot be written
