@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -30,6 +30,9 @@ class ProblemDetail(BaseModel):
     )
 
 
+T = TypeVar("T")
+
+
 class ApiError(Exception):
     """An error the API reports as a problem with this status and detail."""
 
@@ -38,6 +41,13 @@ class ApiError(Exception):
         self.status = status
         self.detail = detail
         self.headers = headers or {}
+
+
+def found(row: T | None, noun: str, key: str) -> T:
+    """Return `row`, or raise a 404 saying no `noun` has id `key`."""
+    if row is None:
+        raise ApiError(404, f"no {noun} with id {key!r}")
+    return row
 
 
 def problem_response(

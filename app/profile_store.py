@@ -6,16 +6,13 @@ from profiler.schema import Profile
 from sqlalchemy.orm import Session
 
 from app.context import Context
-from app.errors import ApiError
+from app.errors import found
 from app.store.tables import ProfileRow
 
 
 def profile_row(session: Session, profile_id: str) -> ProfileRow:
     """The stored profile row, or a 404."""
-    row = session.get(ProfileRow, profile_id)
-    if row is None:
-        raise ApiError(404, f"no profile with id {profile_id!r}")
-    return row
+    return found(session.get(ProfileRow, profile_id), "profile", profile_id)
 
 
 def load_profile(ctx: Context, session: Session, profile_id: str) -> Profile:

@@ -213,10 +213,10 @@ def _fill_noise(costs: dict[str, Any], ms_per_flop: dict[str, float]) -> list[st
     silent zero. Inference latency is left at 0 only when no inference FLOPs are added.
     """
     estimated = []
-    for field, flops_field in (("latency_ms", "inference_flops"), ("train_step_ms", "flops")):
-        if costs[field] <= 0 and costs[flops_field] > 0:
-            costs[field] = costs[flops_field] * ms_per_flop[flops_field]
-            estimated.append(field)
+    for name, flops_name in (("latency_ms", "inference_flops"), ("train_step_ms", "flops")):
+        if costs[name] <= 0 and costs[flops_name] > 0:
+            costs[name] = costs[flops_name] * ms_per_flop[flops_name]
+            estimated.append(name)
     return estimated
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app.context import Db
-from app.errors import ApiError, problem_responses
+from app.errors import ApiError, found, problem_responses
 from app.store import datasets as dataset_store
 from app.store.datasets import DatasetRow
 from profiler.data.dataset import DatasetError, parse_dataset
@@ -83,7 +83,4 @@ def list_datasets(
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=problem_responses(404))
 def get_dataset(dataset_id: str, session: Db) -> DatasetOut:
     """One stored dataset's summary."""
-    row = session.get(DatasetRow, dataset_id)
-    if row is None:
-        raise ApiError(404, f"no dataset with id {dataset_id!r}")
-    return dataset_out(row)
+    return dataset_out(found(session.get(DatasetRow, dataset_id), "dataset", dataset_id))

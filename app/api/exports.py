@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from app.context import Db
-from app.errors import ApiError, problem_responses
+from app.errors import ApiError, found, problem_responses
 from app.store.tables import PlanRow
 from profiler.errors import ProfileError
 from profiler.export import PeftExport, Unsupported, export_plan
@@ -32,9 +32,7 @@ def plan_peft_config(
     token_dim: Annotated[int | None, Query(ge=1, le=1_000_000, description="Embedding width, for prompt tuning.")] = None,
 ) -> PeftConfigOut:
     """The peft export of a stored plan's selected candidates."""
-    row = session.get(PlanRow, plan_id)
-    if row is None:
-        raise ApiError(404, f"no plan with id {plan_id!r}")
+    row = found(session.get(PlanRow, plan_id), "plan", plan_id)
     try:
         export: PeftExport = export_plan(list(row.plan.get("selected", [])), token_dim)
     except ProfileError as exc:

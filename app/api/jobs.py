@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from app.context import Ctx, Db
-from app.errors import ApiError, problem_responses
+from app.errors import ApiError, found, problem_responses
 from app.store import jobs as job_store
 from app.store.tables import JobRow, utcnow
 
@@ -75,10 +75,7 @@ def job_out(job: JobRow) -> JobOut:
 
 def job_row(session: Session, job_id: str) -> JobRow:
     """The job, or a 404."""
-    job = session.get(JobRow, job_id)
-    if job is None:
-        raise ApiError(404, f"no job with id {job_id!r}")
-    return job
+    return found(session.get(JobRow, job_id), "job", job_id)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=problem_responses(404))

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.orm import Session
 
 from app.context import Context, Ctx, Db
-from app.errors import ApiError, problem_responses
+from app.errors import ApiError, found, problem_responses
 from app.idempotency import IdempotencyKey, Outcome, respond
 from app.planning import (
     BudgetSpec,
@@ -194,10 +194,7 @@ def list_plans(
 
 
 def _plan_row(session: Session, plan_id: str) -> PlanRow:
-    row = session.get(PlanRow, plan_id)
-    if row is None:
-        raise ApiError(404, f"no plan with id {plan_id!r}")
-    return row
+    return found(session.get(PlanRow, plan_id), "plan", plan_id)
 
 
 @router.get("/{plan_id}", response_model=PlanOut, responses=problem_responses(404))

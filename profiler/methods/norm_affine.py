@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from profiler.methods.base import Attachment, Method, Site, add_child, like, unfreeze
+from profiler.methods.base import Attachment, Method, Site, add_child, unfreeze
 from profiler.schema import MethodInfo
 
 ATTR = "peft_affine"

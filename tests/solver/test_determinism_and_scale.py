@@ -53,7 +53,7 @@ def test_llama_gain_beats_every_random_feasible_plan() -> None:
     layers = {layer.index: layer.backward_flops for layer in problem.layers}
     for _ in range(200):
         order = rng.sample(range(len(cands)), len(cands))
-        chosen, groups, params, flops = [], set(), 0, 0.0
+        chosen, groups, params = [], set(), 0
         for i in order:
             c = cands[i]
             if c.group is not None and c.group in groups:
@@ -62,7 +62,7 @@ def test_llama_gain_beats_every_random_feasible_plan() -> None:
             first = min(x.layer for x in trial)
             new_flops = sum(x.flops for x in trial) + sum(v for k, v in layers.items() if k >= first)
             if params + c.params <= problem.budget.params and new_flops <= problem.budget.flops:
-                chosen, params, flops = trial, params + c.params, new_flops
+                chosen, params = trial, params + c.params
                 if c.group is not None:
                     groups.add(c.group)
         assert sum(c.gain for c in chosen) <= plan.gain + 1e-9
