@@ -228,9 +228,10 @@ def verdicts(results: dict[str, Any]) -> dict[str, dict[str, bool]]:
     """Per budget: is the gain plan within one std of (or above) uniform LoRA and BitFit?"""
     out = {}
     for label, row in results["budgets"].items():
-        plan = row["planner (gain)"]
-        out[label] = {name: plan["accuracy_mean"] + max(plan["accuracy_std"], row[name]["accuracy_std"])
-                      >= row[name]["accuracy_mean"] for name in ("uniform LoRA q,v", "BitFit only") if name in row}
+        plan = row.get("planner (gain)")
+        if plan is not None:
+            out[label] = {name: plan["accuracy_mean"] + max(plan["accuracy_std"], row[name]["accuracy_std"])
+                          >= row[name]["accuracy_mean"] for name in ("uniform LoRA q,v", "BitFit only") if name in row}
     return out
 
 
