@@ -1,4 +1,4 @@
-"""The service's documented curl session (benchmarks/results/service.md), replayed as written.
+"""The README's curl session of the service, replayed as written.
 
 The session's shell block runs in bash, unchanged except for its URL and
 model (`bert-tiny` instead of `bert-base`, so that profiling takes seconds),
@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_MD = ROOT / "benchmarks/results/service.md"
+README = ROOT / "README.md"
 DOCUMENTED_URL = "URL=http://127.0.0.1:8000\n"
 DOCUMENTED_MODEL = '"name": "bert-base"'
 
@@ -35,8 +35,8 @@ pytestmark = [
 
 def session_script(url: str, model: str) -> str:
     """The documented session, pointed at `url` and profiling `model`."""
-    match = re.search(r"A session .*?```sh\n(.*?)```", SERVICE_MD.read_text(), re.DOTALL)
-    assert match is not None, "no session block in service.md"
+    match = re.search(r"A session .*?```sh\n(.*?)```", README.read_text(), re.DOTALL)
+    assert match is not None, "no session block in README.md"
     block = match.group(1)
     assert block.startswith(DOCUMENTED_URL) and DOCUMENTED_MODEL in block
     return block.replace(DOCUMENTED_URL, f"URL={url}\n", 1).replace(
