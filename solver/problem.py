@@ -13,6 +13,9 @@ Status = Literal["optimal", "feasible", "infeasible"]
 # Upper bound of every cost, gain and budget: far above any real model or run
 # (1e30 FLOPs), and low enough that M = gain / sqrt(p*c) stays a finite float.
 MAX_VALUE = 1e30
+# Lower bound of FLOP counts and of the params/flops budgets: with MAX_VALUE it
+# bounds the dynamic range, so the efficiency search's rows stay finite.
+MIN_COST = 1e-9
 MAX_LAYER = 1_000_000
 
 
@@ -31,7 +34,7 @@ class Candidate(_Strict):
     layer: int | None = Field(default=None, ge=0, le=MAX_LAYER)
     gain: float = Field(ge=0, le=MAX_VALUE)
     params: int = Field(gt=0, le=10**30)
-    flops: float = Field(gt=0, le=MAX_VALUE)
+    flops: float = Field(ge=MIN_COST, le=MAX_VALUE)
     latency_ms: float = Field(default=0.0, ge=0, le=MAX_VALUE)
     memory_bytes: float = Field(default=0.0, ge=0, le=MAX_VALUE)
     site: str | None = None
@@ -49,8 +52,8 @@ class LayerCost(_Strict):
 class Budget(_Strict):
     """Caps on the plan's totals; params and flops are required."""
 
-    params: float = Field(gt=0, le=MAX_VALUE)
-    flops: float = Field(gt=0, le=MAX_VALUE)
+    params: float = Field(ge=MIN_COST, le=MAX_VALUE)
+    flops: float = Field(ge=MIN_COST, le=MAX_VALUE)
     latency_ms: float | None = Field(default=None, gt=0, le=MAX_VALUE)
     memory_bytes: float | None = Field(default=None, gt=0, le=MAX_VALUE)
 

@@ -52,6 +52,7 @@ def _with(path: list, value) -> dict:
         (["budget", "tokens"], 5, "budget.tokens"),
         (["budget", "params"], 1e300, "budget.params"),
         (["candidates", 0, "gain"], 1e31, "candidates.0.gain"),
+        (["candidates", 0, "flops"], 1e-300, "candidates.0.flops"),
     ],
 )
 def test_bad_input_names_the_field(path: list, value, field: str) -> None:
@@ -86,10 +87,13 @@ def test_extreme_but_valid_magnitudes_give_a_finite_efficiency() -> None:
     from solver import solve
 
     data = {
-        "candidates": [{"id": "a", "method": "lora", "gain": 1.0, "params": 1, "flops": 1e-300}],
+        "candidates": [
+            {"id": "a", "method": "lora", "gain": 1e30, "params": 1, "flops": 1e-9},
+            {"id": "b", "method": "lora", "gain": 0.0, "params": 10**29, "flops": 1e30},
+        ],
         "budget": {"params": 1e30, "flops": 1e30},
         "objective": "efficiency",
     }
     plan = solve(Problem.model_validate(data))
     assert plan.selected == ["a"]
-    assert math.isfinite(plan.efficiency) and plan.efficiency > 1e100
+    assert math.isfinite(plan.efficiency) and plan.efficiency > 1e60
