@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from solver.instance import Instance
+from solver.instance import Instance, Totals
 from solver.knapsack import Form, KnapsackModel, gain_form
 from solver.problem import SolveTimeout
 
@@ -72,9 +72,9 @@ class _Search:
         """Return u = ln(c/p)/2 of a selection."""
         return self.inst.ratio(self.inst.totals(selection))
 
-    def offer(self, selection: list[int]) -> None:
+    def offer(self, selection: list[int], totals: Totals | None = None) -> None:
         """Record `selection` if feasible: the incumbent when best, a tie when within rtol."""
-        totals = self.inst.totals(selection)
+        totals = totals or self.inst.totals(selection)
         if not selection or not self.inst.fits(totals):
             return
         value = self.inst.efficiency(totals)
@@ -135,7 +135,7 @@ class _Search:
     def offer_greedy(self, allowed: list[int]) -> None:
         """Offer a greedy plan: candidates by their own M, each kept if it raises M or min_gain is unmet."""
         inst = self.inst
-        order = sorted(allowed, key=lambda i: -(inst.efficiency(inst.totals([i])) or 0.0))
+        order = sorted(allowed, key=lambda i: -(inst.efficiency(inst.singles[i]) or 0.0))
         chosen: list[int] = []
         groups: set[str] = set()
         current = inst.totals([])
@@ -157,7 +157,7 @@ class _Search:
 
     def initial_range(self, allowed: list[int]) -> tuple[float, float]:
         """Return bounds on u: c >= the cheapest single plan's c, p >= the smallest p, both <= 1."""
-        singles = [self.inst.log_fractions(self.inst.totals([i])) for i in allowed]
+        singles = [self.inst.log_fractions(self.inst.singles[i]) for i in allowed]
         log_p_min = min(log_p for log_p, _ in singles)
         log_c_min = min(log_c for _, log_c in singles)
         return 0.5 * log_c_min - 1e-9, -0.5 * log_p_min + 1e-9
@@ -208,7 +208,7 @@ class _Search:
         }
         if any(inst.layer_flops[k] > 0 for k in reached):
             return False
-        best_any = max(inst.efficiency(inst.totals([i])) or 0.0 for i in allowed)
+        best_any = max(inst.efficiency(inst.singles[i]) or 0.0 for i in allowed)
         return self.best is not None and self.best.value >= best_any
 
 
@@ -226,7 +226,7 @@ def maximize_efficiency(
         return EfficiencyResult([], "infeasible", None)
     search = _Search(inst, allowed, deadline, rtol)
     for i in allowed:
-        search.offer([i])
+        search.offer([i], inst.singles[i])
     search.offer_greedy(allowed)
     if search.best is None:
         out = search.base.maximize(search.g_form, time_limit_s=search.remaining())

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Literal
 
 from pydantic import BaseModel
 
 from solver.instance import Instance
-from solver.knapsack import Form, KnapsackModel, gain_form
+from solver.knapsack import Axis, KnapsackModel, axis_form, gain_form
 from solver.problem import Plan, Problem
 from solver.solve import plan_of
 
-Axis = Literal["params", "flops", "latency_ms", "memory_bytes"]
 # A float cap is lowered by this relative step below the last point's cost.
 _FLOAT_STEP = 2.0**-30
 
@@ -29,16 +27,6 @@ class Frontier(BaseModel):
     axis: Axis
     points: list[Plan]
     complete: bool
-
-
-def _axis_form(inst: Instance, axis: Axis) -> Form:
-    layers = len(inst.layer_index)
-    return {
-        "params": lambda: Form([float(v) for v in inst.params], [0.0] * layers),
-        "flops": lambda: Form(list(inst.flops), list(inst.layer_flops)),
-        "latency_ms": lambda: Form(list(inst.latency), [0.0] * layers),
-        "memory_bytes": lambda: Form(list(inst.memory), list(inst.layer_memory)),
-    }[axis]()
 
 
 def _below(cost: float, axis: Axis) -> float:
@@ -74,7 +62,7 @@ class _Descent:
     def __init__(self, inst: Instance, axis: Axis, deadline: float):
         self.inst, self.axis, self.deadline = inst, axis, deadline
         self.allowed = inst.fitting_alone()
-        self.form = _axis_form(inst, axis)
+        self.form = axis_form(inst, axis)
         self.base = KnapsackModel(inst, self.allowed)
         budget_cap = getattr(inst.problem.budget, axis)
         self.top = budget_cap if budget_cap is not None else math.fsum(self.form.x) + math.fsum(self.form.y)

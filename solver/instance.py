@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from solver.problem import Problem
 
@@ -128,23 +129,28 @@ class Instance:
         log_p, log_c = self.log_fractions(t)
         return 0.5 * (log_c - log_p)
 
-    def fitting_alone(self) -> list[int]:
-        """Return the positions of candidates that fit the caps alone (with their layer costs)."""
+    @cached_property
+    def singles(self) -> list[Totals]:
+        """Return each candidate's totals when chosen alone (its own costs plus the layers it reaches)."""
         n_layers = len(self.layer_index)
         suffix_flops, suffix_memory = [0.0] * (n_layers + 1), [0.0] * (n_layers + 1)
         for k in range(n_layers - 1, -1, -1):
             suffix_flops[k] = suffix_flops[k + 1] + self.layer_flops[k]
             suffix_memory[k] = suffix_memory[k + 1] + self.layer_memory[k]
-        ok = []
+        out = []
         for i in range(self.n):
             k = n_layers if self.layer_pos[i] is None else self.layer_pos[i]
-            single = Totals(
-                gain=self.gain[i],
-                params=self.params[i],
-                flops=self.flops[i] + suffix_flops[k],
-                latency_ms=self.latency[i],
-                memory_bytes=self.memory[i] + suffix_memory[k],
+            out.append(
+                Totals(
+                    gain=self.gain[i],
+                    params=self.params[i],
+                    flops=self.flops[i] + suffix_flops[k],
+                    latency_ms=self.latency[i],
+                    memory_bytes=self.memory[i] + suffix_memory[k],
+                )
             )
-            if self.fits(single, min_gain=False):
-                ok.append(i)
-        return ok
+        return out
+
+    def fitting_alone(self) -> list[int]:
+        """Return the positions of candidates that fit the caps alone (with their layer costs)."""
+        return [i for i, t in enumerate(self.singles) if self.fits(t, min_gain=False)]

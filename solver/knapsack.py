@@ -9,6 +9,7 @@ a larger y only adds cost, so no optimum needs it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ortools.sat.python import cp_model
 
@@ -56,19 +57,26 @@ class Outcome:
     bound: float | None
 
 
+Axis = Literal["params", "flops", "latency_ms", "memory_bytes"]
+
+
+def axis_form(inst: Instance, axis: Axis) -> Form:
+    """Return the cost form of one budget axis (layer costs on flops and memory)."""
+    no_layers = [0.0] * len(inst.layer_index)
+    if axis == "params":
+        return Form([float(v) for v in inst.params], no_layers)
+    if axis == "flops":
+        return Form(list(inst.flops), list(inst.layer_flops))
+    if axis == "latency_ms":
+        return Form(list(inst.latency), no_layers)
+    return Form(list(inst.memory), list(inst.layer_memory))
+
+
 def budget_forms(inst: Instance) -> list[tuple[Form, float]]:
     """Return the (cost form, cap) rows of the budget: params, flops, optional latency, memory."""
-    zeros = [0.0] * len(inst.layer_index)
     b = inst.problem.budget
-    rows = [
-        (Form([float(v) for v in inst.params], zeros), b.params),
-        (Form(list(inst.flops), list(inst.layer_flops)), b.flops),
-    ]
-    if b.latency_ms is not None:
-        rows.append((Form(list(inst.latency), zeros), b.latency_ms))
-    if b.memory_bytes is not None:
-        rows.append((Form(list(inst.memory), list(inst.layer_memory)), b.memory_bytes))
-    return rows
+    axes: list[Axis] = ["params", "flops", "latency_ms", "memory_bytes"]
+    return [(axis_form(inst, a), cap) for a in axes if (cap := getattr(b, a)) is not None]
 
 
 def gain_form(inst: Instance) -> Form:
