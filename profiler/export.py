@@ -5,6 +5,13 @@
   matches them as regexes at the end of module names and the first match wins), the most common
   rank as `r`. Norm-affine candidates ride along as `modules_to_save` (a trainable copy of each
   norm: its weight and bias, exactly the parameters norm-affine tuning trains).
+* (IA)^3 candidates -> one `IA3Config`: `target_modules` are the exact module paths,
+  `feedforward_modules` a regex matching exactly those whose input is scaled (the rule of
+  `profiler.methods.ia3.scales_input`, by path, so the ids suffice; peft matches a list of
+  feedforward names by plain string suffix, with no dot boundary: `0.fc2` would catch `10.fc2`). Norm-affine
+  candidates ride along as `modules_to_save`, as with LoRA. peft applies one config type per
+  model: in a plan that also has LoRA, the LoRA config is exported and the (IA)^3 candidates
+  are listed in `unsupported`.
 * Norm-affine alone -> `LNTuningConfig` on those norms.
 * Prompt tuning -> `PromptTuningConfig` (task type FEATURE_EXTRACTION: the encoder feeds a task
   head) when it is the plan's only method (peft cannot put a soft prompt and LoRA in one model).
@@ -33,6 +40,7 @@ REASONS = {
     "adapter": "bottleneck adapters have no peft config",
     "bitfit": "peft trains biases only globally (bias='all' or 'lora_only'), not per module",
     "prompt_tuning": "peft cannot combine prompt tuning with other adapters in one model",
+    "ia3": "peft cannot combine (IA)^3 with LoRA in one model (one config type per model); the LoRA part is exported",
 }
 
 
@@ -74,6 +82,19 @@ def _lora_config(lora: list[CandidateRef], norms: list[CandidateRef]) -> dict[st
     }
 
 
+def _ia3_config(ia3: list[CandidateRef], norms: list[CandidateRef]) -> dict[str, Any]:
+    from profiler.methods.ia3 import scales_input
+
+    sites = sorted(ref.site for ref in ia3)
+    inputs = [pattern(s) for s in sites if scales_input(s)]
+    return {
+        "peft_type": "IA3", "target_modules": sites,
+        # fullmatch of the whole module name; the optional prefix admits a wrapping model, as target_modules do
+        "feedforward_modules": rf"(?:.*\.)?(?:{'|'.join(inputs)})" if inputs else [],
+        "modules_to_save": sorted(ref.site for ref in norms) or None,
+    }
+
+
 def export_plan(candidate_ids: list[str], token_dim: int | None = None) -> PeftExport:
     """The peft configs for a plan's selected candidate ids (`token_dim`: embedding width, for prompts)."""
     from profiler.locate import (
@@ -86,9 +107,13 @@ def export_plan(candidate_ids: list[str], token_dim: int | None = None) -> PeftE
         by_method.setdefault(ref.method, []).append(ref)
     out = PeftExport()
     lora, norms, prompts = by_method.get("lora", []), by_method.get("norm_affine", []), by_method.get("prompt_tuning", [])
+    ia3 = by_method.get("ia3", [])
     if lora:
         out.configs.append(_lora_config(lora, norms))
         out.exported += [r.id for r in lora + norms]
+    elif ia3:
+        out.configs.append(_ia3_config(ia3, norms))
+        out.exported += [r.id for r in ia3 + norms]
     elif norms:
         out.configs.append({"peft_type": "LN_TUNING", "target_modules": sorted(r.site for r in norms)})
         out.exported += [r.id for r in norms]
@@ -109,9 +134,9 @@ def export_plan(candidate_ids: list[str], token_dim: int | None = None) -> PeftE
 
 def peft_config(config: dict[str, Any]) -> Any:
     """A peft config object from an exported dict (imports peft)."""
-    from peft import LNTuningConfig, LoraConfig, PromptTuningConfig
+    from peft import IA3Config, LNTuningConfig, LoraConfig, PromptTuningConfig
 
-    kinds = {"LORA": LoraConfig, "LN_TUNING": LNTuningConfig, "PROMPT_TUNING": PromptTuningConfig}
+    kinds = {"LORA": LoraConfig, "IA3": IA3Config, "LN_TUNING": LNTuningConfig, "PROMPT_TUNING": PromptTuningConfig}
     args = {k: v for k, v in config.items() if k != "peft_type" and v is not None}
     return kinds[config["peft_type"]](**args)
 

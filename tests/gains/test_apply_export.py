@@ -102,3 +102,79 @@ def test_prompt_only_plan_exports_prompt_tuning(deep_bert: torch.nn.Module) -> N
                                "num_virtual_tokens": 10, "token_dim": H, "num_transformer_submodules": 1}]
     assert peft_trainable(deep_bert, export.configs[0])[0] == apply_plan(deep_bert, plan).num_parameters() == 10 * H
     assert not export_plan(plan).complete  # without the embedding width it cannot be written
+
+
+# (IA)^3: layer 1's MLP down-projection scales its input (d_in = I); attention projections scale their output.
+IA3_PLAN = ["encoder.layer.1.output.dense:ia3", "encoder.layer.11.attention.output.dense:ia3",
+            "encoder.layer.11.attention.self.key:ia3", "encoder.layer.11.attention.self.value:ia3",
+            "encoder.layer.5.output.LayerNorm:norm_affine"]
+IA3_PARAMS = I + 3 * H + 2 * H
+
+
+def test_apply_plan_with_ia3_trains_exactly_the_plan(deep_bert: torch.nn.Module) -> None:
+    applied = apply_plan(deep_bert, IA3_PLAN)
+    assert applied.num_parameters() == IA3_PARAMS == trainable(deep_bert)
+    assert set(applied.by_method()) == {"ia3", "norm_affine"}
+    applied.detach()
+    assert trainable(deep_bert) == 0
+
+
+@pytest.mark.parametrize("config_name", ["bert", "gpt2"])
+def test_exported_ia3_config_loads_in_peft_and_computes_what_apply_plan_does(config_name: str, deep_bert) -> None:
+    """peft builds the same vectors (count, sides) and, given the same values, the same outputs."""
+    pytest.importorskip("peft")
+    from tests.profiler.conftest import TINY_GPT2, real_model
+
+    if config_name == "bert":
+        model, plan, params = deep_bert, IA3_PLAN, IA3_PARAMS
+        feedforward = {"encoder.layer.1.output.dense"}
+    else:  # transformers Conv1D: c_attn scales its 3·48 outputs, mlp.c_proj its 4·48 inputs
+        model = real_model(TINY_GPT2)
+        plan, params = ["h.0.attn.c_attn:ia3", "h.1.attn.c_proj:ia3", "h.1.mlp.c_proj:ia3", "ln_f:norm_affine"], 144 + 48 + 192 + 96
+        feedforward = {"h.1.mlp.c_proj"}
+    export = export_plan(plan)
+    assert export.complete and export.exported == plan and len(export.configs) == 1
+    config = export.configs[0]
+    assert config["peft_type"] == "IA3" and config["target_modules"] == sorted(cid.split(":")[0] for cid in plan[:-1])
+    assert config["modules_to_save"] == [plan[-1].split(":")[0]]
+    count, peft_model = peft_trainable(model, config)
+    assert count == params
+    layers = {n.removeprefix("base_model.model."): m for n, m in peft_model.named_modules() if hasattr(m, "ia3_l")}
+    assert set(layers) == set(config["target_modules"])  # e.g. layer 1's module does not catch layer 11's
+    assert {n for n, m in layers.items() if m.is_feedforward} == feedforward
+    applied = apply_plan(model, plan)
+    assert applied.num_parameters() == params
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for n, layer in layers.items():
+            values = torch.rand(layer.ia3_l["default"].numel()) + 0.5
+            layer.ia3_l["default"].copy_(values.view_as(layer.ia3_l["default"]))
+            applied.attachments[f"{n}:ia3"].parameters()[0].copy_(values)
+        ids = torch.arange(20).view(2, 10)
+        ours = model(input_ids=ids).last_hidden_state
+        theirs = peft_model(input_ids=ids).last_hidden_state
+    applied.detach()
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_ia3_without_feedforward_sites_and_mixed_with_lora() -> None:
+    pytest.importorskip("peft")
+    export = export_plan(["encoder.layer.0.attention.self.value:ia3"])
+    assert export.configs[0]["feedforward_modules"] == [] and export.complete
+    mixed = [lora(0, "attention.self.query", 4), "encoder.layer.1.output.dense:ia3", "embeddings.LayerNorm:norm_affine"]
+    export = export_plan(mixed)
+    assert [c["peft_type"] for c in export.configs] == ["LORA"] and export.exported == [mixed[0], mixed[2]]
+    (item,) = export.unsupported
+    assert item.id == mixed[1] and "cannot combine (IA)^3 with LoRA" in item.reason
+    assert not export.complete
+
+
+def test_ia3_export_saves_and_reloads(tmp_path) -> None:
+    pytest.importorskip("peft")
+    from peft import PeftConfig
+
+    export = export_plan(IA3_PLAN)
+    (folder,) = save_export(export, tmp_path)
+    loaded = PeftConfig.from_pretrained(str(folder))
+    assert loaded.feedforward_modules == export.configs[0]["feedforward_modules"]
+    assert loaded.target_modules == set(export.configs[0]["target_modules"])
