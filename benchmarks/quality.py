@@ -4,7 +4,8 @@
 
 Task: all-MiniLM-L6-v2 (pretrained, offline) + mean pooling + linear head on Rotten Tomatoes
 fresh/rotten snippets (4,000 train). Gains: head-only baseline, gradient proxy on every candidate,
-probes on a stratified sample, per-method calibration. Then at three parameter budgets (0.05 %,
+role bundles probed and calibrated (`profiler.gains.calibrate`), a few single-candidate probes to
+report how the proxy ranks single candidates. Then at three parameter budgets (0.05 %,
 0.2 %, 1 % of the encoder) every recipe trains for the same steps over the same seeds: planner
 (gain objective; efficiency objective with min_gain), uniform LoRA on query/value, BitFit only,
 norm-affine only, LoRA on the top layers, AdaLoRA (peft), plus head only and full fine-tuning.
@@ -42,8 +43,7 @@ BUDGETS = {"0.05%": 0.0005, "0.2%": 0.002, "1%": 0.01}
 QV = ("attention.self.query", "attention.self.value")
 RECIPES = ["planner (gain)", "uniform LoRA q,v", "BitFit only", "planner (efficiency)", "LoRA top layers q,v",
            "norm-affine only", "AdaLoRA q,v", "full fine-tuning"]
-EFFICIENCY_MIN_GAIN = 0.8
-BUNDLE_RANK = 2  # calibration bundles: LoRA r2 on every linear (~0.4 % of the encoder), every bias, every norm  # efficiency plans must reach this share of the gain plan's predicted gain
+EFFICIENCY_MIN_GAIN = 0.8  # efficiency plans must reach this share of the gain plan's predicted gain
 
 
 def log(msg: str) -> None:
@@ -148,12 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--validation", type=int, default=1000)
     parser.add_argument("--seq-len", type=int, default=32)
-    parser.add_argument("--probes", type=int, default=16, help="probed candidates (10/16 LoRA, the rest split)")
+    parser.add_argument("--singles", type=int, default=8, help="single LoRA candidates probed (ranking report only)")
     parser.add_argument("--recipes", default="all", help=f"the recipes to run, by name (any separator): {', '.join(RECIPES)}")
     parser.add_argument("--out", default=str(RESULTS / "quality"))
     args = parser.parse_args(argv)
     if args.quick:
-        args.seeds, args.steps, args.validation, args.probes = 1, 30, 500, 6
+        args.seeds, args.steps, args.validation, args.singles = 1, 30, 500, 0
         args.recipes = "planner (gain),uniform LoRA q,v,BitFit only"
     wanted = _recipe_list(args.recipes)
     torch.set_num_threads(args.threads)
@@ -163,10 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = profile_task(args.seq_len)
     log(f"profiled {len(profile.candidates)} candidates in {profile.timings.measure_s + profile.timings.prepare_s:.1f} s")
     config = TrainConfig(steps=args.steps, batch_size=args.batch, seed=0)
-    lora_probes = max(1, round(args.probes * 10 / 16))
-    probes = {"lora": lora_probes, "bitfit": (args.probes - lora_probes + 1) // 2,
-              "norm_affine": (args.probes - lora_probes) // 2}
-    profile, report = estimate_gains(task, profile, config, probes, bundle_setting=BUNDLE_RANK, progress=log)
+    profile, report = estimate_gains(task, profile, config, singles={"lora": args.singles}, progress=log)
     gains = report.model_dump(mode="json")
     layers = profile.model.num_layers
     results: dict[str, Any] = {"config": {**vars(args), "encoder_params": task.encoder_params,
@@ -277,14 +274,21 @@ def markdown(results: dict[str, Any]) -> str:
                 lines.append(f"| {label} | {name} | {row[name]['predicted_gain_points']:.2f} | "
                              f"{row[name]['realized_gain_points']:.2f} |")
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
-    lines += ["", f"Gradient proxy vs probes ({len(gains['probes'])} single-candidate probes of "
-              f"{gains['probe_config']['steps']} steps): Spearman {fmt(gains['spearman_points'])} against accuracy "
-              f"gains (all methods, calibrated), {fmt(gains['spearman_loss'])} against validation-loss decreases, "
-              f"{fmt(gains['spearman_lora_points'])} over the LoRA probes (raw scores). Gradient pass "
-              f"{gains['gradient_s']:.0f} s, probes {gains['probe_s']:.0f} s. Calibration bundles (accuracy points "
-              "over head only, measured / calibrated): " + ", ".join(
-                  f"{b['name']} ({b['params']:,} params) {b['points']:.2f} / {b['calibrated']:.2f}"
-                  for b in gains["bundles"]) + ".", "",
+    cal = gains["calibration"]
+    lines += ["", f"Gains: gradient proxy on every candidate ({gains['gradient_s']:.0f} s), {len(gains['bundles'])} role "
+              f"bundles probed for {gains['probe_config']['steps']} steps ({gains['probe_s']:.0f} s with "
+              f"{len(gains['probes'])} single-candidate probes); {cal['points_per_nat']:.1f} accuracy points per nat "
+              "of validation-loss decrease (fitted over the bundles); roles with no gradient, worth 0: "
+              + (", ".join(f"`{r}`" for r in cal["zero_roles"]) or "none") + ".", "",
+              "| role bundle | params | accuracy points | loss decrease (nats) | value (points) | raw proxy |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| `{b['name']}` | {b['params']:,} | {b['points']:.2f} | {b['val_loss_decrease']:.4f} | "
+              f"{b['calibrated']:.2f} | {b['score']:.3g} |" for b in gains["bundles"]]
+    ranked = [("role bundles", r) for r in gains["bundle_rankings"]] + [("single candidates", r)
+                                                                       for r in gains["single_rankings"]]
+    lines += ["", "Spearman rank correlation of the raw gradient proxy with probe results: " + "; ".join(
+        f"{kind}, {r['method']} ({r['probes']} probes): {fmt(r['points'])} against accuracy gains, "
+        f"{fmt(r['loss'])} against loss decreases" for kind, r in ranked) + ".", "",
               "Gain plan within one std of, or above: " + "; ".join(
                   f"{b}: " + ", ".join(f"{n} {'yes' if ok else 'NO'}" for n, ok in v.items())
                   for b, v in results["verdicts"].items()), ""]

@@ -1,12 +1,12 @@
-"""Gains from data, end to end: head-only baseline, gradient proxy on every candidate, probes, calibration.
+"""Gains from data, end to end: head-only baseline, gradient proxy on every candidate, role probes, calibration.
 
 1. Train the head alone (the probes' baseline); with that fitted head, score every candidate by the
    gradient proxy on a few batches (`gradient.gradient_scores`).
-2. Probe single candidates spread over the proxy's ranking of each method (how well the proxy ranks),
-   and one bundle per method: all its candidates at one setting (how much of the summed score a plan
-   of many candidates realizes; see `calibrate`).
-3. Fit per-method scales on all probes; every candidate gets a calibrated `gradient` estimate, and
-   the probed ones carry their probe's result in the details.
+2. Probe every role as a bundle at its smallest and largest setting (`calibrate.role_bundles`), and
+   optionally a few single candidates per method spread over the proxy's ranking (only to report how
+   well the proxy ranks single candidates; they are too noisy to calibrate on).
+3. Fit the calibration on the bundles; every candidate gets a `gradient` estimate (its role's value
+   shared by the proxy), and the probed single candidates carry their probe's result in the details.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from profiler.finetune import TrainConfig, finetune
-from profiler.gains.calibrate import Calibration, fit_calibration, gradient_estimates
+from profiler.gains.calibrate import (
+    BundleResult,
+    Calibration,
+    fit_calibration,
+    gradient_estimates,
+    role_bundles,
+)
 from profiler.gains.estimate import with_gains
 from profiler.gains.gradient import gradient_scores, score_details
 from profiler.gains.probe import probe_gains
@@ -28,15 +34,27 @@ from profiler.task import Task
 
 
 class ProbeRow(BaseModel):
-    """A probe's candidates (one, or a bundle), summed proxy score and params, and what it measured."""
+    """A probe's candidates (one, or a role's bundle), summed proxy score and params, and what it measured."""
 
     name: str
+    method: str
+    role: str | None = Field(default=None, description="The role of a bundle; None for a single candidate.")
+    setting: int | None = None
     candidates: int
     params: int
-    score: float
+    score: float = Field(description="Summed raw proxy score of the candidates.")
     points: float = Field(description="Validation accuracy gain over head only, accuracy points.")
     val_loss_decrease: float = Field(description="Validation cross-entropy decrease over head only, nats.")
     calibrated: float = Field(description="The calibrated gradient estimate of the same candidates, points.")
+
+
+class Ranking(BaseModel):
+    """Spearman correlations of the raw proxy with what probes measured, within one method."""
+
+    method: str
+    probes: int
+    points: float | None = Field(description="Against accuracy gains.")
+    loss: float | None = Field(description="Against validation-loss decreases.")
 
 
 class GainReport(BaseModel):
@@ -48,11 +66,10 @@ class GainReport(BaseModel):
     probe_s: float
     probe_config: TrainConfig
     calibration: Calibration
-    probes: list[ProbeRow]
     bundles: list[ProbeRow]
-    spearman_points: float | None = Field(description="Calibrated proxy vs single-probe accuracy gains, all methods.")
-    spearman_loss: float | None = Field(description="Calibrated proxy vs single-probe validation-loss decreases.")
-    spearman_lora_points: float | None = Field(description="Raw proxy vs accuracy gains over the LoRA probes.")
+    probes: list[ProbeRow] = Field(description="Single-candidate probes (reporting only).")
+    bundle_rankings: list[Ranking] = Field(description="Proxy vs role bundles, per method with >= 3 bundles.")
+    single_rankings: list[Ranking] = Field(description="Proxy vs single-candidate probes, per method.")
 
 
 def spearman(a: list[float], b: list[float]) -> float | None:
@@ -72,6 +89,16 @@ def spearman(a: list[float], b: list[float]) -> float | None:
     return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
 
 
+def rankings(rows: list[ProbeRow], minimum: int = 3) -> list[Ranking]:
+    """Per method with at least `minimum` rows: Spearman of the raw score against points and against loss."""
+    by_method: dict[str, list[ProbeRow]] = {}
+    for r in rows:
+        by_method.setdefault(r.method, []).append(r)
+    return [Ranking(method=m, probes=len(rs), points=spearman([r.score for r in rs], [r.points for r in rs]),
+                    loss=spearman([r.score for r in rs], [r.val_loss_decrease for r in rs]))
+            for m, rs in by_method.items() if len(rs) >= minimum]
+
+
 def stratified(ids: list[str], scores: dict[str, float], k: int) -> list[str]:
     """k ids spread evenly over the ranking of their scores (the top one when k is 1)."""
     ranked = sorted(ids, key=lambda i: scores[i])
@@ -80,24 +107,13 @@ def stratified(ids: list[str], scores: dict[str, float], k: int) -> list[str]:
     return [ranked[round(j * (len(ranked) - 1) / (k - 1))] for j in range(k)] if k > 1 else ranked[-1:]
 
 
-def bundle_of(profile: Profile, method: str, setting: int) -> list[str]:
-    """Every candidate of `method`, at `setting` where the method has settings (the closest one per group)."""
-    chosen: dict[str, tuple[int, str]] = {}
-    for c in profile.candidates:
-        if c.method != method:
-            continue
-        ref = parse_id(c.id)
-        distance = 0 if ref.setting is None else abs(ref.setting - setting)
-        key = c.group or c.id
-        if key not in chosen or distance < chosen[key][0]:
-            chosen[key] = (distance, c.id)
-    return [cid for _, cid in chosen.values()]
-
-
-def estimate_gains(task: Task, profile: Profile, config: TrainConfig, probes_per_method: dict[str, int],
-                   bundle_setting: int = 2, batches: int = 4, batch_size: int = 32, workers: int = 1,
+def estimate_gains(task: Task, profile: Profile, config: TrainConfig, *, singles: dict[str, int] | None = None,
+                   batches: int = 4, batch_size: int = 32, workers: int = 1,
                    progress: Callable[[str], None] | None = None) -> tuple[Profile, GainReport]:
-    """The profile with calibrated gradient gains on every candidate, and the report of how they were made."""
+    """The profile with calibrated gradient gains on every candidate, and the report of how they were made.
+
+    `singles` (method -> k) adds k single-candidate probes per method, for the report only.
+    """
     say = progress or (lambda message: None)
     model = task.classifier(config.seed)
     baseline = finetune(model, {}, task.train, task.validation, config)
@@ -106,33 +122,33 @@ def estimate_gains(task: Task, profile: Profile, config: TrainConfig, probes_per
     scores = gradient_scores(model, [c.id for c in profile.candidates], task.train, batches, batch_size, config.seed)
     gradient_s = time.perf_counter() - start
     say(f"gradient scores for {len(scores)} candidates in {gradient_s:.1f} s")
-    singles = [cid for method, k in probes_per_method.items()
-               for cid in stratified([c.id for c in profile.candidates if c.method == method], scores, k)]
-    bundles = {f"every {method}" + (f" at {bundle_setting}" if any(c.method == method and c.group for c in
-                                                                    profile.candidates) else ""):
-               bundle_of(profile, method, bundle_setting) for method in probes_per_method}
+    bundles, zero_roles = role_bundles(scores)
+    single_ids = [cid for method, k in (singles or {}).items()
+                  for cid in stratified([c.id for c in profile.candidates if c.method == method], scores, k)]
+    probes = {b.name: b.candidates for b in bundles} | {cid: [cid] for cid in single_ids}
+    say(f"probing {len(bundles)} role bundles and {len(single_ids)} single candidates")
     start = time.perf_counter()
-    results = probe_gains(task, {cid: [cid] for cid in singles} | bundles, config, workers, baseline,
-                          progress=lambda d, n: say(f"probe {d}/{n}"))
+    results = probe_gains(task, probes, config, workers, baseline, progress=lambda d, n: say(f"probe {d}/{n}"))
     probe_s = time.perf_counter() - start
-    calibration = fit_calibration(scores, [(r.candidates, r.points) for r in results.values()])
+    calibration = fit_calibration([BundleResult(role=b.role, setting=b.setting, points=results[b.name].points,
+                                                loss_decrease=results[b.name].loss_decrease) for b in bundles],
+                                  zero_roles)
     estimates = gradient_estimates(scores, calibration, score_details(batches, batch_size, config.seed))
-    for cid in singles:  # single-candidate probes are too noisy to use as gains: recorded beside the estimate
+    for cid in single_ids:
         estimates[cid].details["probe"] = results[cid].estimate().details
     params = {c.id: c.params for c in profile.candidates}
 
-    def row(name: str) -> ProbeRow:
+    def row(name: str, role: str | None = None, setting: int | None = None) -> ProbeRow:
         r = results[name]
-        return ProbeRow(name=name, candidates=len(r.candidates), params=sum(params[c] for c in r.candidates),
+        return ProbeRow(name=name, method=parse_id(r.candidates[0]).method, role=role, setting=setting,
+                        candidates=len(r.candidates), params=sum(params[c] for c in r.candidates),
                         score=sum(scores[c] for c in r.candidates), points=r.points, val_loss_decrease=r.loss_decrease,
                         calibrated=sum(estimates[c].gain for c in r.candidates))
 
-    rows = [row(cid) for cid in singles]
-    lora = [r for r in rows if parse_id(r.name).method == "lora"]
+    bundle_rows = [row(b.name, b.role, b.setting) for b in bundles]
+    single_rows = [row(cid) for cid in single_ids]
     report = GainReport(
         baseline_accuracy=baseline.accuracy, baseline_loss=baseline.val_loss, gradient_s=gradient_s, probe_s=probe_s,
-        probe_config=config, calibration=calibration, probes=rows, bundles=[row(name) for name in bundles],
-        spearman_points=spearman([r.calibrated for r in rows], [r.points for r in rows]),
-        spearman_loss=spearman([r.calibrated for r in rows], [r.val_loss_decrease for r in rows]),
-        spearman_lora_points=spearman([r.score for r in lora], [r.points for r in lora]))
+        probe_config=config, calibration=calibration, bundles=bundle_rows, probes=single_rows,
+        bundle_rankings=rankings(bundle_rows), single_rankings=rankings(single_rows))
     return with_gains(profile, estimates), report

@@ -9,14 +9,23 @@ import torch
 from profiler.apply import apply_plan
 from profiler.data.dataset import Dataset
 from profiler.finetune import DEFAULT_LR, TrainConfig, finetune
-from profiler.gains.calibrate import fit_calibration, gradient_estimates
+from profiler.gains.calibrate import (
+    BundleResult,
+    fit_calibration,
+    gradient_estimates,
+    role_bundles,
+    role_of,
+)
 from profiler.gains.estimate import GainEstimate, with_gains
 from profiler.gains.prior import prior_gains
 from profiler.gains.probe import probe_gains
+from profiler.locate import parse_id
 from profiler.task import Task, make_task
 from tests.app.service_helpers import synthetic_profile
 
 Q = "encoder.layer.1.attention.self.query"
+LINEARS = ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+           "intermediate.dense", "output.dense"]
 
 
 def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -68,25 +77,43 @@ def test_probes_are_paired_with_the_baseline_and_reproducible(tiny_task: Task) -
         assert est.gain == max(0.0, 100 * (first[cid].run.accuracy - first[cid].baseline_accuracy))
 
 
-def test_calibration_recovers_per_method_scales() -> None:
-    scores = {"a:lora:r4": 2.0, "b:lora:r4": 4.0, "c:bitfit": 10.0, "d:bitfit": 30.0, "e:norm_affine": 1.0}
-    probes = [(["a:lora:r4"], 1.0), (["b:lora:r4"], 2.0), (["c:bitfit"], 0.1), (["d:bitfit"], 0.3)]
-    cal = fit_calibration(scores, probes)
-    assert cal.scale == pytest.approx({"lora": 0.5, "bitfit": 0.01})
-    assert cal.probes == {"lora": 2, "bitfit": 2}
-    est = gradient_estimates(scores, cal, {"batches": 1})
-    assert est["b:lora:r4"].gain == pytest.approx(2.0) and est["b:lora:r4"].source == "gradient"
-    assert est["e:norm_affine"].details["pooled_scale"] is True  # no norm probes: the pooled scale
-    assert est["e:norm_affine"].gain == pytest.approx(cal.pooled * 1.0)
-    assert fit_calibration(scores, [(["a:lora:r4"], -3.0)]).scale == {"lora": 0.0}  # negative probes count as 0
+def test_roles_replace_layer_indices() -> None:
+    assert role_of(parse_id("encoder.layer.11.attention.self.query:lora:r4")) == "lora @ encoder.layer.*.attention.self.query"
+    assert role_of(parse_id("layer1.0.conv1:lora:r2")) == "lora @ layer1.*.conv1"
+    assert role_of(parse_id("embeddings.LayerNorm:norm_affine")) == "norm_affine @ embeddings.LayerNorm"
 
 
-def test_a_bundle_probe_calibrates_on_the_summed_score() -> None:
-    scores = {"a:bitfit": 1.0, "b:bitfit": 3.0}
-    cal = fit_calibration(scores, [(["a:bitfit", "b:bitfit"], 2.0)])
-    assert cal.scale == pytest.approx({"bitfit": 0.5})  # 2 points over a summed score of 4
-    with pytest.raises(ValueError, match="one method"):
-        fit_calibration({**scores, "c:lora:r1": 1.0}, [(["a:bitfit", "c:lora:r1"], 1.0)])
+SCORES = {"l.0.q:lora:r1": 1.0, "l.1.q:lora:r1": 3.0, "l.0.q:lora:r4": 2.0, "l.1.q:lora:r4": 6.0,
+          "l.0.q:lora:r16": 4.0, "l.1.q:lora:r16": 4.0, "l.0.k:bitfit": 0.0, "l.1.k:bitfit": 0.0,
+          "l.0.o:bitfit": 5.0, "l.1.o:bitfit": 0.0}
+
+
+def test_each_role_is_bundled_at_its_extreme_settings_and_zero_roles_are_skipped() -> None:
+    bundles, zero = role_bundles(SCORES)
+    assert [(b.role, b.setting, b.candidates) for b in bundles] == [
+        ("lora @ l.*.q", 1, ["l.0.q:lora:r1", "l.1.q:lora:r1"]),
+        ("lora @ l.*.q", 16, ["l.0.q:lora:r16", "l.1.q:lora:r16"]),
+        ("bitfit @ l.*.o", None, ["l.0.o:bitfit", "l.1.o:bitfit"])]
+    assert zero == ["bitfit @ l.*.k"] and bundles[0].name == "lora @ l.*.q at 1"
+
+
+def test_calibration_fits_points_per_nat_and_interpolates_in_log_setting() -> None:
+    results = [BundleResult(role="lora @ l.*.q", setting=1, points=2.0, loss_decrease=0.02),
+               BundleResult(role="lora @ l.*.q", setting=16, points=1.0, loss_decrease=0.01),
+               BundleResult(role="bitfit @ l.*.o", setting=None, points=0.5, loss_decrease=-0.01)]
+    cal = fit_calibration(results, ["bitfit @ l.*.k"])
+    k = (0.02 * 2 + 0.01 * 1 - 0.01 * 0.5) / (0.02 ** 2 + 0.01 ** 2 + 0.01 ** 2)  # least squares through 0
+    assert cal.points_per_nat == pytest.approx(k)
+    assert cal.value("lora @ l.*.q", 1) == pytest.approx(0.02 * k)
+    assert cal.value("lora @ l.*.q", 4) == pytest.approx(0.015 * k)  # log 4 is halfway from log 1 to log 16
+    assert cal.value("lora @ l.*.q", 64) == pytest.approx(0.01 * k)  # held, not extrapolated
+    assert cal.value("bitfit @ l.*.o", None) == 0.0  # a loss increase is worth nothing
+    assert cal.value("bitfit @ l.*.k", None) == 0.0 and cal.zero_roles == ["bitfit @ l.*.k"]
+    est = gradient_estimates(SCORES, cal, {"batches": 1})
+    assert est["l.1.q:lora:r4"].gain == pytest.approx(0.015 * k * 6 / 8)  # the role's value shared by score
+    assert est["l.0.q:lora:r1"].gain + est["l.1.q:lora:r1"].gain == pytest.approx(0.02 * k)
+    assert est["l.0.k:bitfit"].gain == 0.0 and est["l.0.k:bitfit"].details["role"] == "bitfit @ l.*.k"
+    assert all(e.source == "gradient" and e.details["batches"] == 1 for e in est.values())
 
 
 def test_prior_is_documented_and_recorded_on_every_candidate() -> None:
@@ -122,17 +149,18 @@ def test_estimate_gains_records_a_calibrated_gradient_gain_on_every_candidate(ti
     options = ProfileOptions(methods=["lora", "bitfit"], ranks=[1, 2], batch_size=2, seq_len=8, repeats=1, warmup=0,
                              device="cpu", target_modules=[r"encoder\.layer\.1\..*"])
     profile = profile_model(ModelSpec(config=TINY_BERT), options)
-    gained, report = estimate_gains(tiny_task, profile, TrainConfig(steps=2, batch_size=8), {"lora": 2, "bitfit": 1},
+    gained, report = estimate_gains(tiny_task, profile, TrainConfig(steps=2, batch_size=8), singles={"lora": 2},
                                     batches=1, batch_size=8)
     assert all(c.gain_source == "gradient" and c.gain is not None and c.gain >= 0 for c in gained.candidates)
     probed = [c for c in gained.candidates if "probe" in c.gain_details]
-    assert len(probed) == len(report.probes) == 3
-    assert [b.name for b in report.bundles] == ["every lora at 2", "every bitfit"]
-    assert report.bundles[0].candidates == 6  # the six linears of layer 1, rank 2 each
-    assert report.calibration.probes == {"lora": 3, "bitfit": 2}
-    for c in gained.candidates:
-        scale = report.calibration.scale[c.method]
-        assert c.gain == pytest.approx(scale * c.gain_details["raw_score"])
+    assert len(probed) == len(report.probes) == 2
+    # six LoRA roles (the linears of layer 1) at ranks 1 and 2; five bias roles (the key bias gets no gradient)
+    assert sorted((b.role, b.setting) for b in report.bundles) == sorted(
+        [(f"lora @ encoder.layer.*.{m}", r) for m in LINEARS for r in (1, 2)]
+        + [(f"bitfit @ encoder.layer.*.{m}", None) for m in LINEARS if m != "attention.self.key"])
+    assert report.calibration.zero_roles == ["bitfit @ encoder.layer.*.attention.self.key"]
+    for b in report.bundles:  # each bundle's candidates share exactly their role's calibrated value
+        assert b.calibrated == pytest.approx(max(0.0, report.calibration.points_per_nat * b.val_loss_decrease))
 
 
 def test_spearman_matches_scipy() -> None:
