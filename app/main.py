@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import catalog, datasets, exports, health, jobs, plans, profiles
+from app.api import catalog, datasets, exports, gains, health, jobs, plans, profiles, validation
 from app.context import Context
 from app.errors import PROBLEM_JSON, ProblemDetail, install_error_handlers, problem_responses
 from app.guards import ApiKeyMiddleware, BodyLimitMiddleware
@@ -56,7 +56,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
     )
     app.state.context = ctx
     install_error_handlers(app)
-    routers = [module.router for module in (plans, exports, profiles, jobs, catalog, health, datasets)]
+    routers = [module.router for module in
+               (plans, exports, validation, profiles, gains, jobs, catalog, health, datasets)]
     for router in routers:
         app.include_router(router)
     app.state.route_methods = [

@@ -36,29 +36,29 @@ def _refuse_custom_code(config: dict[str, Any], where: str) -> None:
         raise ApiError(422, f"{where}: configs with `auto_map` (custom model code) are refused")
 
 
-def model_dir(path: str, settings: Settings) -> Path:
-    """The resolved model directory, checked to lie under the models root."""
+def model_dir(path: str, settings: Settings, field: str = "model.path") -> Path:
+    """The resolved model directory, checked to lie under the models root; errors name `field`."""
     if settings.models_root is None:
         raise ApiError(422, "model directories are disabled: PEFT_PLANNER_MODELS_ROOT is not set")
     root = settings.models_root.resolve()
     resolved = (root / path).resolve()
     if not resolved.is_relative_to(root):
-        raise ApiError(403, f"model.path {path!r} lies outside the models root")
+        raise ApiError(403, f"{field} {path!r} lies outside the models root")
     if not resolved.is_dir():
-        raise ApiError(422, f"model.path {path!r} is not a directory under the models root")
+        raise ApiError(422, f"{field} {path!r} is not a directory under the models root")
     config = resolved / "config.json"
     try:
         loaded = json.loads(config.read_text())
     except (OSError, ValueError) as exc:
-        raise ApiError(422, f"model.path {path!r}: no readable config.json ({exc})") from exc
+        raise ApiError(422, f"{field} {path!r}: no readable config.json ({exc})") from exc
     if not isinstance(loaded, dict):
-        raise ApiError(422, f"model.path {path!r}: config.json is not an object")
-    _refuse_custom_code(loaded, "model.path")
+        raise ApiError(422, f"{field} {path!r}: config.json is not an object")
+    _refuse_custom_code(loaded, field)
     files = [f for f in resolved.iterdir() if f.is_file()]
     pickled = [f.name for f in files if f.suffix in PICKLE_SUFFIXES]
     if pickled and not any(f.suffix == ".safetensors" for f in files):
         raise ApiError(
-            422, f"model.path {path!r}: only pickle weights ({pickled[0]}); "
+            422, f"{field} {path!r}: only pickle weights ({pickled[0]}); "
             "convert them to safetensors: user files are never unpickled",
         )
     return resolved

@@ -1,4 +1,4 @@
-"""/v1/jobs: profiling job state, progress, timings; DELETE cancels."""
+"""/v1/jobs: job state, progress, timings, result; DELETE cancels. Also how the API queues jobs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from app.context import Ctx, Db
+from app.context import Context, Ctx, Db
 from app.errors import ApiError, found, problem_responses
 from app.store import jobs as job_store
 from app.store.tables import JobRow, utcnow
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 class Progress(BaseModel):
-    """Candidates measured so far, of how many."""
+    """Candidates measured so far, of how many (profiling jobs; other kinds report `message`)."""
 
     done: int
     total: int | None
@@ -35,19 +35,27 @@ class Timings(BaseModel):
 
 
 class JobOut(BaseModel):
-    """A profiling job."""
+    """A job: profiling (`profile`), gain estimation (`gains`) or plan validation (`validation`)."""
 
     id: str
+    kind: Literal["profile", "gains", "validation"]
     state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     cached: bool = Field(description="Answered from a stored profile without running.")
     attempts: int
     progress: Progress
     timings: Timings
     error: str | None
-    model: dict[str, Any]
-    options: dict[str, Any]
-    profile_id: str | None
+    message: str | None = Field(description="The latest progress note (gains and validation jobs).")
+    model: dict[str, Any] | None = Field(description="The model profiled (profiling jobs).")
+    options: dict[str, Any] | None = Field(description="How it is profiled (profiling jobs).")
+    request: dict[str, Any] | None = Field(
+        description="What a gains job (with `profile_id`) or validation job (with `plan_id`) was asked."
+    )
+    profile_id: str | None = Field(description="The profile the job stored (profiling and gains jobs).")
     profile_url: str | None
+    result: dict[str, Any] | None = Field(
+        description="A finished gradient gains job's GainReport, or a validation job's PlanValidation."
+    )
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -58,8 +66,9 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 def job_out(job: JobRow) -> JobOut:
     """A job as its API representation."""
+    profiling = job.kind == "profile"
     return JobOut.model_validate({
-        "id": job.id, "state": job.state, "cached": job.cached, "attempts": job.attempts,
+        "id": job.id, "kind": job.kind, "state": job.state, "cached": job.cached, "attempts": job.attempts,
         "progress": {"done": job.done, "total": job.total},
         "timings": {
             "created_at": job.created_at, "started_at": job.started_at,
@@ -67,10 +76,28 @@ def job_out(job: JobRow) -> JobOut:
             "queued_s": _seconds(job.created_at, job.started_at),
             "running_s": _seconds(job.started_at, job.finished_at),
         },
-        "error": job.error, "model": job.spec, "options": job.options,
+        "error": job.error, "message": job.message,
+        "model": job.spec if profiling else None, "options": job.options if profiling else None,
+        "request": None if profiling else job.spec,
         "profile_id": job.profile_id,
         "profile_url": f"/v1/profiles/{job.profile_id}" if job.profile_id else None,
+        "result": job.result,
     })
+
+
+def queue_job(ctx: Context, session: Session, kind: str, spec: dict, options: dict, cache_key: str) -> JobRow:
+    """The queued or running job with this cache key, else a new queued job (429 when the queue is full)."""
+    job = job_store.active_with_key(session, cache_key)
+    if job is not None:
+        return job
+    queued = job_store.count_by_state(session)["queued"]
+    if queued >= ctx.settings.max_queued_jobs:
+        raise ApiError(429, f"{queued} jobs are queued (the limit); retry later", headers={"Retry-After": "30"})
+    job = job_store.enqueue(session, spec, options, cache_key, kind)
+    session.commit()
+    if ctx.runner is not None:
+        ctx.runner.submit(job.id)
+    return job
 
 
 def job_row(session: Session, job_id: str) -> JobRow:

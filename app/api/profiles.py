@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.api.jobs import JobOut, job_out
+from app.api.jobs import JobOut, job_out, queue_job
 from app.chart import frontier_svg
 from app.context import Context, Ctx, Db
 from app.errors import ApiError, problem_responses
@@ -82,18 +82,7 @@ def create_profile(
             job = job_store.add_cached(session, spec_json, options_json, stored)
             session.commit()
             return Outcome(200, job_out(job), location=f"/v1/jobs/{job.id}")
-        job = job_store.active_with_key(session, key)
-        if job is None:
-            queued = job_store.count_by_state(session)["queued"]
-            if queued >= ctx.settings.max_queued_jobs:
-                raise ApiError(
-                    429, f"{queued} jobs are queued (the limit); retry later",
-                    headers={"Retry-After": "30"},
-                )
-            job = job_store.enqueue(session, spec_json, options_json, key)
-            session.commit()
-            if ctx.runner is not None:
-                ctx.runner.submit(job.id)
+        job = queue_job(ctx, session, "profile", spec_json, options_json, key)
         return Outcome(202, job_out(job), location=f"/v1/jobs/{job.id}")
 
     return respond(session, request, idempotency_key, body, produce)

@@ -14,6 +14,9 @@ exhausted, or no task finishing for `PEFT_PLANNER_RAY_STALL_TIMEOUT_S`
 (e.g. tasks asking for a GPU the cluster lacks) fail the job with the
 reason. Cancelling a job force-cancels its outstanding tasks.
 
+Gains and validation jobs run with the local runner only: the API refuses
+them under Ray, and a queued one this runner claims fails with the reason.
+
 `ray` is an optional extra (`pip install .[ray]`), imported only here and
 in `app.jobs.ray_tasks`.
 """
@@ -207,6 +210,9 @@ class _JobRun:
             self._cancel_outstanding()
 
     def _run(self) -> None:
+        if self.job.kind != "profile":
+            raise JobFailed(f"the Ray runner runs profiling jobs only; {self.job.kind} jobs need "
+                            "PEFT_PLANNER_JOBS=local")
         import ray
 
         from app.jobs.ray_tasks import assemble_job, prepare_job, run_unit

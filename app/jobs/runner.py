@@ -1,6 +1,6 @@
 """The job-runner interface; the service talks to jobs only through it.
 
-A runner executes queued profiling jobs out of the request path. The job
+A runner executes queued jobs (profiling, gains, validation) out of the request path. The job
 table is the source of truth: the API inserts `queued` rows and sets
 `cancelled`; runners claim, run, report progress and finish jobs through
 `app.store.jobs`. `PEFT_PLANNER_JOBS` picks the implementation.
@@ -16,7 +16,7 @@ from app.settings import Settings
 
 
 class JobRunner(ABC):
-    """Runs profiling jobs from the job table."""
+    """Runs jobs from the job table."""
 
     @abstractmethod
     def start(self) -> None:

@@ -11,6 +11,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.store.migrate import add_missing_columns
 from app.store.tables import Base
 
 # One pooled connection per request worker thread (anyio's default limit is 40):
@@ -71,8 +72,9 @@ def writing(session: Session) -> Iterator[None]:
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables."""
+    """Create missing tables, and add columns that tables made by older versions lack."""
     Base.metadata.create_all(engine)
+    add_missing_columns(engine)
 
 
 def session_factory(engine: Engine) -> sessionmaker:

@@ -23,9 +23,9 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def enqueue(session: Session, spec: dict, options: dict, cache_key: str) -> JobRow:
-    """Add a queued job (the caller commits)."""
-    job = JobRow(id=new_id(), state="queued", spec=spec, options=options, cache_key=cache_key)
+def enqueue(session: Session, spec: dict, options: dict, cache_key: str, kind: str = "profile") -> JobRow:
+    """Add a queued job of `kind` (the caller commits)."""
+    job = JobRow(id=new_id(), state="queued", kind=kind, spec=spec, options=options, cache_key=cache_key)
     session.add(job)
     return job
 
@@ -76,7 +76,7 @@ def claim_next(engine: Engine, worker: str) -> JobRow | None:
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.state == "queued")
                 .values(state="running", claimed_by=worker, attempts=JobRow.attempts + 1,
-                        started_at=utcnow(), done=0)
+                        started_at=utcnow(), done=0, message=None)
             ).rowcount
             session.commit()
             if claimed == 1:
@@ -88,14 +88,22 @@ def _owned(job_id: str, worker: str):
     return (JobRow.id == job_id, JobRow.state == "running", JobRow.claimed_by == worker)
 
 
-def report_progress(engine: Engine, job_id: str, worker: str, done: int, total: int) -> bool:
-    """Store progress; False when the job is no longer this worker's (cancelled, re-queued)."""
+def _update_owned(engine: Engine, job_id: str, worker: str, **values: object) -> bool:
+    """Set `values` on the job while it runs under this worker's claim; False when it does not."""
     with Session(engine) as session:
-        n = session.execute(
-            update(JobRow).where(*_owned(job_id, worker)).values(done=done, total=total)
-        ).rowcount
+        n = session.execute(update(JobRow).where(*_owned(job_id, worker)).values(**values)).rowcount
         session.commit()
     return n == 1
+
+
+def report_progress(engine: Engine, job_id: str, worker: str, done: int, total: int) -> bool:
+    """Store progress; False when the job is no longer this worker's (cancelled, re-queued)."""
+    return _update_owned(engine, job_id, worker, done=done, total=total)
+
+
+def report_message(engine: Engine, job_id: str, worker: str, message: str) -> bool:
+    """Store the latest progress note; False when the job is no longer this worker's."""
+    return _update_owned(engine, job_id, worker, message=message)
 
 
 def still_owned(engine: Engine, job_id: str, worker: str) -> bool:
@@ -106,17 +114,11 @@ def still_owned(engine: Engine, job_id: str, worker: str) -> bool:
 
 def finish(
     engine: Engine, job_id: str, worker: str, *, state: str,
-    error: str | None = None, profile_id: str | None = None,
+    error: str | None = None, profile_id: str | None = None, result: dict | None = None,
 ) -> bool:
     """Move an owned running job to a final state; False if it was not ours any more."""
-    with Session(engine) as session:
-        n = session.execute(
-            update(JobRow).where(*_owned(job_id, worker)).values(
-                state=state, error=error, profile_id=profile_id, finished_at=utcnow()
-            )
-        ).rowcount
-        session.commit()
-    return n == 1
+    return _update_owned(engine, job_id, worker, state=state, error=error, profile_id=profile_id,
+                         result=result, finished_at=utcnow())
 
 
 def cancel(session: Session, job: JobRow) -> bool:

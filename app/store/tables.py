@@ -49,19 +49,26 @@ class ProfileRow(Base):
 
 
 class JobRow(Base):
-    """A profiling job; workers claim queued ones with a conditional UPDATE."""
+    """A job (`kind`: profile, gains or validation); workers claim queued ones with a conditional UPDATE.
+
+    `spec` is what to profile (profile jobs) or the request (other kinds); `result` is what a
+    finished gains or validation job reports; `message` is the latest progress note.
+    """
 
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_state_created", "state", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     state: Mapped[str] = mapped_column(String(16), default="queued")
+    kind: Mapped[str] = mapped_column(String(16), default="profile", server_default="profile")
     cache_key: Mapped[str] = mapped_column(String(64), index=True)
     spec: Mapped[dict] = mapped_column()
     options: Mapped[dict] = mapped_column()
     done: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict | None] = mapped_column(nullable=True)
     cached: Mapped[bool] = mapped_column(default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -1,0 +1,51 @@
+"""Gains jobs: fill a stored profile's gains (prior, or gradient from data) into a new profile.
+
+The new profile has the same candidates and costs, each with `gain`, `gain_source` and
+`gain_details`; a `gradient` job's result is the `GainReport` (calibration, probes, rankings).
+The new profile's cache key derives from the job id, so a job re-run after a crash finds the
+profile it stored before instead of storing a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from app.jobs.kind import JobOutput, Watch, save_profile
+from app.jobs.requests import GainsJob
+from app.jobs.task import load_task
+from app.settings import Settings
+from app.store.tables import JobRow, ProfileRow
+from profiler.errors import ProfileError
+from profiler.finetune import TrainConfig
+from profiler.gains.estimate import with_gains
+from profiler.gains.pipeline import estimate_gains
+from profiler.gains.prior import prior_gains
+from profiler.schema import Profile
+
+
+def _source_profile(engine: Engine, profile_id: str) -> Profile:
+    with Session(engine) as session:
+        row = session.get(ProfileRow, profile_id)
+        if row is None:
+            raise ProfileError(f"profile {profile_id!r} no longer exists")
+        return Profile.model_validate_json(row.body)
+
+
+def run_gains(engine: Engine, job: JobRow, _settings: Settings, watch: Watch) -> JobOutput:
+    """Estimate the gains the job asks for and store the profile carrying them."""
+    spec = GainsJob.model_validate(job.spec)
+    profile = _source_profile(engine, spec.profile_id)
+    if spec.source == "prior":
+        gained, result = with_gains(profile, prior_gains(profile.candidates)), None
+    else:
+        assert spec.task is not None  # GainsRequest requires it for "gradient"
+        watch.note("loading the task")
+        task = load_task(engine, spec.task)
+        gained, report = estimate_gains(task, profile, spec.train or TrainConfig(), progress=watch.note,
+                                        workers=spec.workers)
+        result = report.model_dump(mode="json")
+    key = hashlib.sha256(f"gains:{job.id}".encode()).hexdigest()
+    return JobOutput(profile_id=save_profile(engine, key, gained), result=result)
