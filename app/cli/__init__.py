@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "profile": "app.cli.profile",
     "serve": "app.cli.serve",
     "export": "app.cli.export",
+    "gains": "app.cli.gains",
 }
 
 

@@ -1,0 +1,74 @@
+"""`peft-planner gains`: fill a Profile JSON file's gains, from the prior or from data (gradient proxy + probes)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app.cli import CliError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `gains` parser."""
+    p = subparsers.add_parser("gains", help="estimate every candidate's gain in a profile JSON",
+                              description="Fill a profile's gains: the documented prior, or a gradient proxy "
+                              "calibrated by probe fine-tunes on the built-in task or your model and data.")
+    p.add_argument("profile", help="a profile JSON (from `peft-planner profile`)")
+    p.add_argument("--source", choices=["prior", "gradient"], default="gradient")
+    p.add_argument("--model", help="model directory (weights + tokenizer) for --data; default: the built-in task")
+    p.add_argument("--data", help="labelled data, .jsonl ({\"text\", \"label\"}) or .npz (x, y), with --model")
+    p.add_argument("--steps", type=int, default=120, help="probe fine-tune steps (default 120)")
+    p.add_argument("--batch", type=int, default=16, help="probe batch size in examples (default 16)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="probe processes (default 1)")
+    p.add_argument("--report", help="also write the GainReport JSON here (gradient only)")
+    p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Estimate the gains and write the profile; returns the exit status."""
+    from pydantic import ValidationError
+
+    from profiler.errors import ProfileError
+    from profiler.gains.estimate import with_gains
+    from profiler.gains.prior import prior_gains
+    from profiler.schema import Profile
+
+    if (args.model is None) != (args.data is None):
+        raise CliError("give --model and --data together, or neither (the built-in task)")
+    if args.source == "prior" and (args.model or args.report):
+        raise CliError("--source prior uses no data and writes no report")
+    try:
+        profile = Profile.model_validate_json(Path(args.profile).read_text())
+    except OSError as exc:
+        raise CliError(f"cannot read {args.profile}: {exc.strerror}") from None
+    except ValidationError as exc:
+        raise CliError(f"{args.profile} is not a profile: {exc.errors()[0]['msg']}") from None
+    if args.source == "prior":
+        gained = with_gains(profile, prior_gains(profile.candidates))
+    else:
+        from profiler.data.dataset import load_dataset
+        from profiler.finetune import TrainConfig
+        from profiler.gains.pipeline import estimate_gains
+        from profiler.task import builtin_task, user_task
+
+        def say(message: str) -> None:
+            print(message, file=sys.stderr)
+
+        try:
+            task = builtin_task() if args.model is None else user_task(args.model, load_dataset(args.data))
+            config = TrainConfig(steps=args.steps, batch_size=args.batch, seed=args.seed)
+            gained, report = estimate_gains(task, profile, config, progress=say, workers=args.workers)
+        except (ProfileError, ValidationError, OSError) as exc:
+            raise CliError(str(exc).splitlines()[0]) from None
+        if args.report:
+            Path(args.report).write_text(report.model_dump_json(indent=2) + "\n")
+    text = gained.model_dump_json(indent=2)
+    if args.output == "-":
+        print(text)
+    else:
+        Path(args.output).write_text(text + "\n")
+        print(f"wrote {args.source} gains of {len(gained.candidates)} candidates to {args.output}", file=sys.stderr)
+    return 0
