@@ -33,7 +33,7 @@ from app.planning import problem_from_profile
 from profiler import ModelSpec, ProfileOptions, profile_model
 from profiler.finetune import TrainConfig, TrainResult, finetune
 from profiler.gains.pipeline import estimate_gains
-from profiler.gains.probe import train_plan
+from profiler.gains.probe import train_full, train_plan
 from profiler.schema import Profile
 from profiler.task import Task, builtin_task, minilm_path
 from solver import solve
@@ -43,7 +43,7 @@ BUDGETS = {"0.05%": 0.0005, "0.2%": 0.002, "1%": 0.01}
 QV = ("attention.self.query", "attention.self.value")
 RECIPES = ["planner (gain)", "uniform LoRA q,v", "BitFit only", "planner (efficiency)", "LoRA top layers q,v",
            "norm-affine only", "AdaLoRA q,v", "full fine-tuning"]
-EFFICIENCY_MIN_GAIN = 0.8  # efficiency plans must reach this share of the gain plan's predicted gain
+EFFICIENCY_MIN_GAIN = 0.8  # efficiency plans must reach this share of the gain plan's summed gain
 
 
 def log(msg: str) -> None:
@@ -123,11 +123,6 @@ def adalora_run(task: Task, layers: int, target_r: int, config: TrainConfig) -> 
                     on_step=lambda step: model.encoder.base_model.update_and_allocate(step))
 
 
-def full_run(task: Task, config: TrainConfig) -> TrainResult:
-    model = task.classifier(config.seed)
-    return finetune(model, {"full": list(model.encoder.parameters())}, task.train, task.validation, config)
-
-
 def run_seeds(fn: Callable[[TrainConfig], TrainResult], config: TrainConfig, seeds: int) -> list[TrainResult]:
     return [fn(config.model_copy(update={"seed": s})) for s in range(seeds)]
 
@@ -148,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--validation", type=int, default=1000)
     parser.add_argument("--seq-len", type=int, default=32)
-    parser.add_argument("--singles", type=int, default=8, help="single LoRA candidates probed (ranking report only)")
+    parser.add_argument("--singles", type=int, default=6, help="single LoRA candidates probed (ranking report only)")
     parser.add_argument("--recipes", default="all", help=f"the recipes to run, by name (any separator): {', '.join(RECIPES)}")
     parser.add_argument("--out", default=str(RESULTS / "quality"))
     args = parser.parse_args(argv)
@@ -183,10 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     for label, fraction in BUDGETS.items():
         budget = fraction * task.encoder_params
         results["budgets"][label] = {"params_budget": budget}
-        gain_ids, predicted = plan_ids(profile, budget, "gain")
-        eff_ids, eff_predicted = plan_ids(profile, budget, "efficiency", EFFICIENCY_MIN_GAIN * predicted)
-        entries = {"planner (gain)": (gain_ids, {"predicted_gain_points": predicted}),
-                   "planner (efficiency)": (eff_ids, {"predicted_gain_points": eff_predicted})}
+        gain_ids, summed = plan_ids(profile, budget, "gain")
+        eff_ids, eff_summed = plan_ids(profile, budget, "efficiency", EFFICIENCY_MIN_GAIN * summed)
+        entries = {name: (ids, {"summed_gain_points": total, "predicted_gain_points": report.calibration.predicted(total)})
+                   for name, ids, total in (("planner (gain)", gain_ids, summed),
+                                            ("planner (efficiency)", eff_ids, eff_summed))}
         entries |= {name: (ids, {}) for name, ids in recipes(profile, layers, budget).items()}
         plans[label] = {name: ((lambda c, ids=ids: train_plan(task, ids, c)), ids, extra)
                         for name, (ids, extra) in entries.items()}
@@ -213,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             results["wall_s"] = time.perf_counter() - started
             write(results, Path(args.out))  # partial results survive an interrupted run
     if "full fine-tuning" in wanted:
-        results["full fine-tuning"] = summarize(run_seeds(lambda c: full_run(task, c), config, args.seeds))
+        results["full fine-tuning"] = summarize(run_seeds(lambda c: train_full(task, c), config, args.seeds))
         log(f"full: {results['full fine-tuning']['accuracy_mean']:.2f}")
     results["wall_s"] = time.perf_counter() - started
     write(results, Path(args.out))
@@ -266,21 +262,26 @@ def markdown(results: dict[str, Any]) -> str:
         if name in results:
             s = results[name]
             lines.append(f"| {name} | {_cell(s)} ({s['trainable_params']:,}) |" + " |" * (len(results["budgets"]) - 1))
-    lines += ["", "Predicted vs realized gain of the planner's plans (accuracy points over head only):", "",
-              "| budget | plan | predicted | realized |", "|---|---|---|---|"]
+    lines += ["", ("Predicted vs realized gain of the planner's plans (accuracy points over head only; the summed "
+              "gains are what the solver maximizes, the prediction saturates them toward full fine-tuning's value, "
+              "see `profiler.gains.calibrate`):"), "",
+              "| budget | plan | summed gains | predicted (saturated) | realized |", "|---|---|---|---|---|"]
     for label, row in results["budgets"].items():
         for name in ("planner (gain)", "planner (efficiency)"):
             if name in row:
-                lines.append(f"| {label} | {name} | {row[name]['predicted_gain_points']:.2f} | "
+                lines.append(f"| {label} | {name} | {row[name]['summed_gain_points']:.2f} | "
+                             f"{row[name]['predicted_gain_points']:.2f} | "
                              f"{row[name]['realized_gain_points']:.2f} |")
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
     cal = gains["calibration"]
     lines += ["", f"Gains: gradient proxy on every candidate ({gains['gradient_s']:.0f} s), {len(gains['bundles'])} role "
               f"bundles probed for {gains['probe_config']['steps']} steps ({gains['probe_s']:.0f} s with "
-              f"{len(gains['probes'])} single-candidate probes); {cal['points_per_nat']:.1f} accuracy points per nat "
-              "of validation-loss decrease (fitted over the bundles); roles with no gradient, worth 0: "
+              f"{len(gains['probes'])} single-candidate probes and full fine-tuning); {cal['points_per_nat']:.1f} "
+              "accuracy points per nat of validation-loss decrease (fitted over the bundles and full fine-tuning); "
+              f"ceiling {cal['ceiling_points']:.2f} points (full fine-tuning measured {gains['full_points']:.2f} points, "
+              f"{gains['full_loss_decrease']:.4f} nats); roles with no gradient, worth 0: "
               + (", ".join(f"`{r}`" for r in cal["zero_roles"]) or "none") + ".", "",
-              "| role bundle | params | accuracy points | loss decrease (nats) | value (points) | raw proxy |",
+              "| role bundle | params | accuracy points | loss decrease (nats) | solver gain (points) | raw proxy |",
               "|---|---|---|---|---|---|"]
     lines += [f"| `{b['name']}` | {b['params']:,} | {b['points']:.2f} | {b['val_loss_decrease']:.4f} | "
               f"{b['calibrated']:.2f} | {b['score']:.3g} |" for b in gains["bundles"]]

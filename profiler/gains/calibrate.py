@@ -11,15 +11,31 @@ on every layer) moves it by points.
    method without settings): its sites trained together, with the head.
 2. A bundle's value comes from its validation-loss decrease, which is far less noisy than its
    accuracy gain: one factor k (accuracy points per nat), fitted through the origin over every
-   bundle, turns each decrease into V = max(0, k·Δloss), in accuracy points.
+   bundle and the full fine-tuning probe, turns each decrease into V = max(0, k·Δloss), in points.
 3. Between probed settings V is interpolated linearly in log(setting); outside them it is held, not
    extrapolated (more rank can train worse in a short run, which the proxy cannot see).
-4. Within a role, the proxy shares V among the sites: gain(site, s) = V_role(s) · score(site, s) /
+4. Values do not add: every role alone buys a couple of points, all together far fewer than their
+   sum (they fit the same task directions). Gains combine like independent chances of closing the
+   gap to full fine-tuning (noisy-OR): with C the ceiling (full fine-tuning's value, probed the same
+   way) a plan predicts C·(1 - Π(1 - V_i/C)). Its logarithm is additive, so each role enters the
+   solver as W = -C·ln(1 - V/C) (≈ V for V ≪ C; a role at or above C counts as closing 99 % of
+   the gap), and the plan with the largest summed W is the one with the largest predicted gain,
+   `Calibration.predicted(plan gain)`. Gains stay in accuracy points: a plan's summed gain bounds
+   its prediction from above (they agree for small plans), `predicted` is the saturated reading.
+5. Settings do not combine like roles alone show: a role at rank 16 can beat rank 1 when trained
+   alone and still make a plan of many roles at rank 16 train worse. Two mixtures are probed, every
+   role at its smallest setting and every role at its largest (roles without settings in both), and
+   each end gets a factor γ in [0, 1] on its values such that the noisy-OR prediction of the mixture
+   equals its measured value (γ = 1 when the mixture does as well as predicted or better; roles
+   without settings take the smallest end's γ, so a shortfall of the largest mixture is put on the
+   settings). The corrected values are the role's curve.
+6. Within a role, the proxy shares W among the sites: gain(site, s) = W_role(s) · score(site, s) /
    Σ score(role's sites at s). A role whose summed score is 0 (attention key biases, which the
    softmax ignores; up to rounding: below 1e-9 of the largest role's sum) is worth 0 and is not probed.
 
-The solver adds the gains of different roles; a plan of many roles realizes less than that sum,
-so its predicted total is an upper estimate (`validate_plan` measures the realized one).
+Why the proxy only shares within a role: training is AdamW, which normalizes gradient scale, so
+the raw score's magnitude does not compare across kinds of module (LoRA on attention queries scores
+~100x lower than on values and trains as well); between layers of one kind it does.
 """
 
 from __future__ import annotations
@@ -34,6 +50,7 @@ from pydantic import BaseModel, Field
 from profiler.gains.estimate import GainEstimate
 from profiler.locate import CandidateRef, parse_id
 
+MAX_GAP_CLOSED = 0.99  # the share of the gap to the ceiling that one role can close
 ZERO_SCORE = 1e-9  # a role whose summed score is below this share of the largest role's is worth 0
 _LAYER_INDEX = re.compile(r"(?<![^.])\d+(?![^.])")  # a whole dotted component that is a number
 
@@ -66,9 +83,12 @@ class BundleResult(BaseModel):
 
 
 class Calibration(BaseModel):
-    """Points per nat of loss decrease, each role's values at its probed settings, and the roles worth 0."""
+    """Points per nat, the ceiling, each role's values at its probed settings, and the roles worth 0."""
 
     points_per_nat: float = Field(ge=0)
+    ceiling_points: float = Field(ge=0, description="Full fine-tuning's value (or the best role's, if higher), points.")
+    combination: dict[str, float] = Field(
+        default_factory=dict, description="Mixture name -> the factor γ its measurement put on its end's values.")
     curves: dict[str, list[tuple[int | None, float]]] = Field(
         default_factory=dict, description="role -> [(setting, value in accuracy points)], by setting.")
     zero_roles: list[str] = Field(default_factory=list, description="Roles whose summed proxy score is 0.")
@@ -88,6 +108,20 @@ class Calibration(BaseModel):
             if x <= x1:
                 return v0 + (v1 - v0) * (x - x0) / (x1 - x0)
         return points[-1][1]
+
+    def weight(self, value: float) -> float:
+        """A value (points, alone) as its additive noisy-OR weight -C·ln(1 - V/C), in points."""
+        if self.ceiling_points <= 0:
+            return 0.0
+        return -self.ceiling_points * math.log1p(-min(value / self.ceiling_points, MAX_GAP_CLOSED))
+
+    def predicted(self, gain: float) -> float:
+        """The saturated accuracy gain C·(1 - exp(-gain/C)) of a plan whose gains sum to `gain`, points."""
+        return self.ceiling_points * -math.expm1(-gain / self.ceiling_points) if self.ceiling_points > 0 else 0.0
+
+    def combined(self, values: list[float]) -> float:
+        """The noisy-OR prediction of roles with these values (points, alone) trained together, points."""
+        return self.predicted(sum(self.weight(v) for v in values))
 
 
 def _score_sums(scores: dict[str, float]) -> dict[tuple[str, int | None], float]:
@@ -117,20 +151,64 @@ def role_bundles(scores: dict[str, float]) -> tuple[list[BundleSpec], list[str]]
     return bundles, sorted(zero)
 
 
-def fit_calibration(results: list[BundleResult], zero_roles: list[str] | None = None) -> Calibration:
-    """The points-per-nat factor (least squares through the origin) and every role's value curve."""
-    den = sum(r.loss_decrease ** 2 for r in results)
-    k = max(0.0, sum(r.loss_decrease * r.points for r in results) / den) if den > 0 else 0.0
-    curves: dict[str, list[tuple[int | None, float]]] = defaultdict(list)
-    for r in results:
-        curves[r.role].append((r.setting, max(0.0, k * r.loss_decrease)))
-    return Calibration(points_per_nat=k, zero_roles=sorted(zero_roles or []),
-                       curves={role: sorted(c, key=lambda sv: -1 if sv[0] is None else sv[0])
-                               for role, c in curves.items()})
+SMALLEST, LARGEST = "every role at its smallest setting", "every role at its largest setting"
+
+
+def mixtures(bundles: list[BundleSpec]) -> dict[str, list[str]]:
+    """The mixtures to probe (name -> candidate ids), from `role_bundles`' bundles (smallest setting first
+    per role): every role at its smallest setting, and, when some role has two, every role at its largest."""
+    by_role: dict[str, list[BundleSpec]] = defaultdict(list)
+    for b in bundles:
+        by_role[b.role].append(b)
+    smallest = [cid for bs in by_role.values() for cid in bs[0].candidates]
+    largest = [cid for bs in by_role.values() for cid in bs[-1].candidates]
+    return {SMALLEST: smallest} | ({LARGEST: largest} if largest != smallest else {})
+
+
+def _factor(calibration: Calibration, fixed: list[float], scaled: list[float], measured: float) -> float:
+    """γ in [0, 1] with combined(fixed + γ·scaled) = measured, by bisection (monotone in γ)."""
+    at = lambda g: calibration.combined(fixed + [g * v for v in scaled])
+    if at(1.0) <= measured:
+        return 1.0
+    if at(0.0) >= measured:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if at(mid) < measured else (lo, mid)
+    return (lo + hi) / 2
+
+
+def fit_calibration(results: list[BundleResult], ceiling: BundleResult, mixed: dict[str, BundleResult],
+                    zero_roles: list[str] | None = None) -> Calibration:
+    """The calibration from the role bundles, full fine-tuning (the ceiling) and the mixtures.
+
+    Points per nat: least squares through the origin over every probe. Ceiling: full fine-tuning's
+    value, at least the best role's. Curves: each role's values at its probed settings, times its
+    end's combination factor (module docstring, step 5).
+    """
+    fitted = [*results, ceiling, *mixed.values()]
+    den = sum(r.loss_decrease ** 2 for r in fitted)
+    k = max(0.0, sum(r.loss_decrease * r.points for r in fitted) / den) if den > 0 else 0.0
+    raw: dict[str, list[tuple[int | None, float]]] = defaultdict(list)
+    for r in sorted(results, key=lambda r: -1 if r.setting is None else r.setting):
+        raw[r.role].append((r.setting, max(0.0, k * r.loss_decrease)))
+    best = max((v for c in raw.values() for _, v in c), default=0.0)
+    calibration = Calibration(points_per_nat=k, ceiling_points=max(k * ceiling.loss_decrease, best),
+                              zero_roles=sorted(zero_roles or []))
+    value = {name: max(0.0, k * r.loss_decrease) for name, r in mixed.items()}
+    low = _factor(calibration, [], [c[0][1] for c in raw.values()], value[SMALLEST]) if SMALLEST in mixed else 1.0
+    high = _factor(calibration, [low * c[0][1] for c in raw.values() if len(c) == 1],
+                   [c[-1][1] for c in raw.values() if len(c) > 1], value[LARGEST]) if LARGEST in mixed else low
+    curves = {role: [(c[0][0], low * c[0][1])] + ([(c[-1][0], high * c[-1][1])] if len(c) > 1 else [])
+              for role, c in raw.items()}
+    return calibration.model_copy(update={"curves": curves, "combination": {
+        name: f for name, f in ((SMALLEST, low), (LARGEST, high)) if name in mixed}})
 
 
 def gradient_estimates(scores: dict[str, float], calibration: Calibration, details: dict) -> dict[str, GainEstimate]:
-    """Calibrated gradient-proxy estimates, each recording its raw score, role, role value and share."""
+    """Calibrated gradient-proxy estimates: the role's noisy-OR weight times the candidate's share of the
+    role's score; each records its raw score, role, role value and weight, and share."""
     sums = _score_sums(scores)
     out = {}
     for cid, score in scores.items():
@@ -138,8 +216,10 @@ def gradient_estimates(scores: dict[str, float], calibration: Calibration, detai
         role = role_of(ref)
         total = sums[(role, ref.setting)]
         value = calibration.value(role, ref.setting)
+        weight = calibration.weight(value)
         share = score / total if total > 0 else 0.0
-        out[cid] = GainEstimate(gain=value * share, source="gradient", details={
-            **details, "raw_score": score, "role": role, "role_value_points": value, "share_of_role": share,
+        out[cid] = GainEstimate(gain=weight * share, source="gradient", details={
+            **details, "raw_score": score, "role": role, "role_value_points": value, "role_weight_points": weight,
+            "share_of_role": share, "ceiling_points": calibration.ceiling_points,
             "role_probed_at": [s for s, _ in calibration.curves.get(role, [])]})
     return out

@@ -2,7 +2,8 @@
 
 1. Train the head alone (the probes' baseline); with that fitted head, score every candidate by the
    gradient proxy on a few batches (`gradient.gradient_scores`).
-2. Probe every role as a bundle at its smallest and largest setting (`calibrate.role_bundles`), and
+2. Probe every role as a bundle at its smallest and largest setting (`calibrate.role_bundles`), the
+   mixtures of every role at one end (`calibrate.mixtures`), full fine-tuning (the ceiling), and
    optionally a few single candidates per method spread over the proxy's ranking (only to report how
    well the proxy ranks single candidates; they are too noisy to calibrate on).
 3. Fit the calibration on the bundles; every candidate gets a `gradient` estimate (its role's value
@@ -23,11 +24,12 @@ from profiler.gains.calibrate import (
     Calibration,
     fit_calibration,
     gradient_estimates,
+    mixtures,
     role_bundles,
 )
 from profiler.gains.estimate import with_gains
 from profiler.gains.gradient import gradient_scores, score_details
-from profiler.gains.probe import probe_gains
+from profiler.gains.probe import probe_gains, train_full
 from profiler.locate import parse_id
 from profiler.schema import Profile
 from profiler.task import Task
@@ -37,7 +39,7 @@ class ProbeRow(BaseModel):
     """A probe's candidates (one, or a role's bundle), summed proxy score and params, and what it measured."""
 
     name: str
-    method: str
+    method: str = Field(description="The candidates' method, or `mixed`.")
     role: str | None = Field(default=None, description="The role of a bundle; None for a single candidate.")
     setting: int | None = None
     candidates: int
@@ -66,7 +68,10 @@ class GainReport(BaseModel):
     probe_s: float
     probe_config: TrainConfig
     calibration: Calibration
+    full_points: float = Field(description="Full fine-tuning's accuracy gain over head only (the ceiling's probe).")
+    full_loss_decrease: float = Field(description="Full fine-tuning's validation-loss decrease, nats.")
     bundles: list[ProbeRow]
+    mixtures: list[ProbeRow] = Field(description="Every role at its smallest / largest setting, trained together.")
     probes: list[ProbeRow] = Field(description="Single-candidate probes (reporting only).")
     bundle_rankings: list[Ranking] = Field(description="Proxy vs role bundles, per method with >= 3 bundles.")
     single_rankings: list[Ranking] = Field(description="Proxy vs single-candidate probes, per method.")
@@ -125,14 +130,20 @@ def estimate_gains(task: Task, profile: Profile, config: TrainConfig, *, singles
     bundles, zero_roles = role_bundles(scores)
     single_ids = [cid for method, k in (singles or {}).items()
                   for cid in stratified([c.id for c in profile.candidates if c.method == method], scores, k)]
-    probes = {b.name: b.candidates for b in bundles} | {cid: [cid] for cid in single_ids}
-    say(f"probing {len(bundles)} role bundles and {len(single_ids)} single candidates")
+    mixed = mixtures(bundles)
+    probes = {b.name: b.candidates for b in bundles} | mixed | {cid: [cid] for cid in single_ids}
+    say(f"probing {len(bundles)} role bundles, {len(mixed)} mixtures and {len(single_ids)} single candidates")
     start = time.perf_counter()
     results = probe_gains(task, probes, config, workers, baseline, progress=lambda d, n: say(f"probe {d}/{n}"))
+    full = train_full(task, config)
     probe_s = time.perf_counter() - start
-    calibration = fit_calibration([BundleResult(role=b.role, setting=b.setting, points=results[b.name].points,
-                                                loss_decrease=results[b.name].loss_decrease) for b in bundles],
-                                  zero_roles)
+    say(f"full fine-tuning {100 * full.accuracy:.2f} %")
+    ceiling = BundleResult(role="full fine-tuning", setting=None, points=100.0 * (full.accuracy - baseline.accuracy),
+                           loss_decrease=baseline.val_loss - full.val_loss)
+    measured = {name: BundleResult(role=name, setting=None, points=r.points, loss_decrease=r.loss_decrease)
+                for name, r in results.items()}
+    calibration = fit_calibration([measured[b.name].model_copy(update={"role": b.role, "setting": b.setting})
+                                   for b in bundles], ceiling, {name: measured[name] for name in mixed}, zero_roles)
     estimates = gradient_estimates(scores, calibration, score_details(batches, batch_size, config.seed))
     for cid in single_ids:
         estimates[cid].details["probe"] = results[cid].estimate().details
@@ -140,7 +151,8 @@ def estimate_gains(task: Task, profile: Profile, config: TrainConfig, *, singles
 
     def row(name: str, role: str | None = None, setting: int | None = None) -> ProbeRow:
         r = results[name]
-        return ProbeRow(name=name, method=parse_id(r.candidates[0]).method, role=role, setting=setting,
+        methods = {parse_id(c).method for c in r.candidates}
+        return ProbeRow(name=name, method=methods.pop() if len(methods) == 1 else "mixed", role=role, setting=setting,
                         candidates=len(r.candidates), params=sum(params[c] for c in r.candidates),
                         score=sum(scores[c] for c in r.candidates), points=r.points, val_loss_decrease=r.loss_decrease,
                         calibrated=sum(estimates[c].gain for c in r.candidates))
@@ -149,6 +161,7 @@ def estimate_gains(task: Task, profile: Profile, config: TrainConfig, *, singles
     single_rows = [row(cid) for cid in single_ids]
     report = GainReport(
         baseline_accuracy=baseline.accuracy, baseline_loss=baseline.val_loss, gradient_s=gradient_s, probe_s=probe_s,
-        probe_config=config, calibration=calibration, bundles=bundle_rows, probes=single_rows,
+        probe_config=config, calibration=calibration, full_points=ceiling.points,
+        full_loss_decrease=ceiling.loss_decrease, bundles=bundle_rows, mixtures=[row(name) for name in mixed], probes=single_rows,
         bundle_rankings=rankings(bundle_rows), single_rankings=rankings(single_rows))
     return with_gains(profile, estimates), report

@@ -7,7 +7,8 @@ so ~0.25 points per module at r=8); BitFit on all linear biases 76.9 % (+1.2 ove
 ~0.035 each); LayerNorm affines 75.6 % (about no gain: ~0.01 each, kept positive so they are not
 free to ignore). Ranks, bottlenecks and prompt lengths scale with the square root of the setting
 (diminishing returns of extra rank), bottleneck adapters like LoRA of rank b/2 (same parameter
-count on a square layer), a whole soft prompt like 0.5 points at length 20. Every layer is
+count on a square layer), a whole soft prompt like 0.5 points at length 20, an (IA)^3 vector like a
+bias of BitFit (one vector per module, a scale instead of a shift; not measured here). Every layer is
 treated alike: the prior knows nothing about where a model benefits most. Plans resting on it
 should be treated as rough; replace it with gradient or probe estimates from the user's data.
 """
@@ -28,6 +29,7 @@ PRIOR: dict[str, tuple[float, int | None]] = {
     "bitfit": (0.035, None),
     "norm_affine": (0.01, None),
     "prompt_tuning": (0.5, 20),
+    "ia3": (0.035, None),
 }
 
 

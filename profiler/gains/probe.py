@@ -57,6 +57,12 @@ def train_plan(task: Task, candidate_ids: list[str], config: TrainConfig) -> Tra
     return finetune(model, applied.by_method(), task.train, task.validation, config)
 
 
+def train_full(task: Task, config: TrainConfig) -> TrainResult:
+    """Fine-tune every encoder parameter and a fresh head (the ceiling of any plan) with `config`."""
+    model = task.classifier(config.seed)
+    return finetune(model, {"full": list(model.encoder.parameters())}, task.train, task.validation, config)
+
+
 _TASK: Task | None = None  # the task inherited by forked probe workers
 
 

@@ -10,15 +10,18 @@ from profiler.apply import apply_plan
 from profiler.data.dataset import Dataset
 from profiler.finetune import DEFAULT_LR, TrainConfig, finetune
 from profiler.gains.calibrate import (
+    LARGEST,
+    SMALLEST,
     BundleResult,
     fit_calibration,
     gradient_estimates,
+    mixtures,
     role_bundles,
     role_of,
 )
 from profiler.gains.estimate import GainEstimate, with_gains
-from profiler.gains.prior import prior_gains
-from profiler.gains.probe import probe_gains
+from profiler.gains.prior import prior_gain, prior_gains
+from profiler.gains.probe import probe_gains, train_full
 from profiler.locate import parse_id
 from profiler.task import Task, make_task
 from tests.app.service_helpers import synthetic_profile
@@ -77,6 +80,33 @@ def test_probes_are_paired_with_the_baseline_and_reproducible(tiny_task: Task) -
         assert est.gain == max(0.0, 100 * (first[cid].run.accuracy - first[cid].baseline_accuracy))
 
 
+def test_mixtures_put_their_shortfall_on_their_end_of_the_settings() -> None:
+    bundles, _ = role_bundles(SCORES)
+    mixed = mixtures(bundles)
+    assert mixed == {SMALLEST: ["l.0.q:lora:r1", "l.1.q:lora:r1", "l.0.o:bitfit", "l.1.o:bitfit"],
+                     LARGEST: ["l.0.q:lora:r16", "l.1.q:lora:r16", "l.0.o:bitfit", "l.1.o:bitfit"]}
+    full = BundleResult(role="full", setting=None, points=10.0, loss_decrease=0.1)  # 100 points per nat
+    results = [BundleResult(role="lora @ l.*.q", setting=1, points=3.0, loss_decrease=0.03),
+               BundleResult(role="lora @ l.*.q", setting=16, points=5.0, loss_decrease=0.05),
+               BundleResult(role="bitfit @ l.*.o", setting=None, points=2.0, loss_decrease=0.02)]
+    # smallest: 1 - (1 - 0.3)(1 - 0.2) = 0.44 of the gap predicted, 0.44 measured: no correction;
+    # largest: bitfit 0.2 plus rank 16 at 0.5 predicts 0.6; measured 0.36 = 1 - 0.8 (1 - 0.2): γ = 0.4
+    mix = {SMALLEST: BundleResult(role=SMALLEST, setting=None, points=4.4, loss_decrease=0.044),
+           LARGEST: BundleResult(role=LARGEST, setting=None, points=3.6, loss_decrease=0.036)}
+    cal = fit_calibration(results, full, mix)
+    assert cal.points_per_nat == pytest.approx(100) and cal.ceiling_points == pytest.approx(10)
+    assert cal.combination == pytest.approx({SMALLEST: 1.0, LARGEST: 0.4})
+    assert cal.value("lora @ l.*.q", 1) == pytest.approx(3.0) and cal.value("lora @ l.*.q", 16) == pytest.approx(2.0)
+    assert cal.value("bitfit @ l.*.o", None) == pytest.approx(2.0)
+    worse = fit_calibration(results, full, mix | {SMALLEST: mix[SMALLEST].model_copy(update={"loss_decrease": 0.0})})
+    assert worse.combination[SMALLEST] == 0.0 and worse.value("bitfit @ l.*.o", None) == 0.0
+
+
+def test_full_fine_tuning_trains_every_encoder_parameter(tiny_task: Task) -> None:
+    run = train_full(tiny_task, TrainConfig(steps=1, batch_size=8))
+    assert run.trainable_params == tiny_task.encoder_params > 0 and run.lr["full"] == DEFAULT_LR["full"]
+
+
 def test_roles_replace_layer_indices() -> None:
     assert role_of(parse_id("encoder.layer.11.attention.self.query:lora:r4")) == "lora @ encoder.layer.*.attention.self.query"
     assert role_of(parse_id("layer1.0.conv1:lora:r2")) == "lora @ layer1.*.conv1"
@@ -101,17 +131,22 @@ def test_calibration_fits_points_per_nat_and_interpolates_in_log_setting() -> No
     results = [BundleResult(role="lora @ l.*.q", setting=1, points=2.0, loss_decrease=0.02),
                BundleResult(role="lora @ l.*.q", setting=16, points=1.0, loss_decrease=0.01),
                BundleResult(role="bitfit @ l.*.o", setting=None, points=0.5, loss_decrease=-0.01)]
-    cal = fit_calibration(results, ["bitfit @ l.*.k"])
-    k = (0.02 * 2 + 0.01 * 1 - 0.01 * 0.5) / (0.02 ** 2 + 0.01 ** 2 + 0.01 ** 2)  # least squares through 0
-    assert cal.points_per_nat == pytest.approx(k)
+    full = BundleResult(role="full", setting=None, points=6.0, loss_decrease=0.1)
+    cal = fit_calibration(results, full, {}, ["bitfit @ l.*.k"])
+    k = (0.02 * 2 + 0.01 * 1 - 0.01 * 0.5 + 0.1 * 6) / (0.02 ** 2 + 0.01 ** 2 + 0.01 ** 2 + 0.1 ** 2)  # through 0
+    c = 0.1 * k
+    assert cal.points_per_nat == pytest.approx(k) and cal.ceiling_points == pytest.approx(c)
     assert cal.value("lora @ l.*.q", 1) == pytest.approx(0.02 * k)
     assert cal.value("lora @ l.*.q", 4) == pytest.approx(0.015 * k)  # log 4 is halfway from log 1 to log 16
     assert cal.value("lora @ l.*.q", 64) == pytest.approx(0.01 * k)  # held, not extrapolated
     assert cal.value("bitfit @ l.*.o", None) == 0.0  # a loss increase is worth nothing
     assert cal.value("bitfit @ l.*.k", None) == 0.0 and cal.zero_roles == ["bitfit @ l.*.k"]
     est = gradient_estimates(SCORES, cal, {"batches": 1})
-    assert est["l.1.q:lora:r4"].gain == pytest.approx(0.015 * k * 6 / 8)  # the role's value shared by score
-    assert est["l.0.q:lora:r1"].gain + est["l.1.q:lora:r1"].gain == pytest.approx(0.02 * k)
+    w4 = -c * np.log(1 - 0.015 * k / c)  # noisy-OR weight of the role's value at rank 4
+    assert est["l.1.q:lora:r4"].gain == pytest.approx(w4 * 6 / 8)  # shared by score
+    assert est["l.0.q:lora:r1"].gain + est["l.1.q:lora:r1"].gain == pytest.approx(-c * np.log(1 - 0.2))
+    # a plan of two roles worth 0.2 and 0.5 of the gap closes 1 - 0.8 * 0.5 = 0.6 of it
+    assert cal.predicted(cal.weight(0.2 * c) + cal.weight(0.5 * c)) == pytest.approx(0.6 * c)
     assert est["l.0.k:bitfit"].gain == 0.0 and est["l.0.k:bitfit"].details["role"] == "bitfit @ l.*.k"
     assert all(e.source == "gradient" and e.details["batches"] == 1 for e in est.values())
 
@@ -122,6 +157,7 @@ def test_prior_is_documented_and_recorded_on_every_candidate() -> None:
     assert estimates["layer.0.q:lora:r8"].gain == pytest.approx(0.25)
     assert estimates["layer.0.q:lora:r4"].gain == pytest.approx(0.25 * 0.5 ** 0.5)
     assert estimates["layer.0:bitfit"].gain == pytest.approx(0.035)
+    assert prior_gain("ia3", None).gain == pytest.approx(0.035)  # like a bias vector, documented as unmeasured
     gained = with_gains(profile, estimates)
     assert all(c.gain_source == "prior" and "FIELD-NOTES" in c.gain_details["basis"] for c in gained.candidates)
     with pytest.raises(KeyError, match="no gain estimate"):
@@ -159,8 +195,14 @@ def test_estimate_gains_records_a_calibrated_gradient_gain_on_every_candidate(ti
         [(f"lora @ encoder.layer.*.{m}", r) for m in LINEARS for r in (1, 2)]
         + [(f"bitfit @ encoder.layer.*.{m}", None) for m in LINEARS if m != "attention.self.key"])
     assert report.calibration.zero_roles == ["bitfit @ encoder.layer.*.attention.self.key"]
-    for b in report.bundles:  # each bundle's candidates share exactly their role's calibrated value
-        assert b.calibrated == pytest.approx(max(0.0, report.calibration.points_per_nat * b.val_loss_decrease))
+    cal = report.calibration
+    assert cal.ceiling_points >= cal.points_per_nat * report.full_loss_decrease
+    assert [m.name for m in report.mixtures] == [SMALLEST, LARGEST] and set(cal.combination) == {SMALLEST, LARGEST}
+    assert report.mixtures[0].candidates == 6 + 5  # every role once
+    for b in report.bundles:  # each bundle's candidates share exactly their role's (corrected) weight
+        end = SMALLEST if b.setting in (None, 1) else LARGEST
+        value = cal.combination[end] * max(0.0, cal.points_per_nat * b.val_loss_decrease)
+        assert b.calibrated == pytest.approx(cal.weight(value))
 
 
 def test_spearman_matches_scipy() -> None:
