@@ -145,11 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seq-len", type=int, default=32)
     parser.add_argument("--singles", type=int, default=6, help="single LoRA candidates probed (ranking report only)")
     parser.add_argument("--recipes", default="all", help=f"the recipes to run, by name (any separator): {', '.join(RECIPES)}")
-    parser.add_argument("--out", default=str(RESULTS / "quality"))
+    parser.add_argument("--out", help="results path without suffix (default benchmarks/results/quality, "
+                        "quality-quick with --quick)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.steps, args.validation, args.singles = 1, 30, 500, 0
         args.recipes = "planner (gain),uniform LoRA q,v,BitFit only"
+    args.out = args.out or str(RESULTS / ("quality-quick" if args.quick else "quality"))
     wanted = _recipe_list(args.recipes)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

@@ -105,8 +105,10 @@ def rankings(rows: list[ProbeRow], minimum: int = 3) -> list[Ranking]:
 
 
 def stratified(ids: list[str], scores: dict[str, float], k: int) -> list[str]:
-    """k ids spread evenly over the ranking of their scores (the top one when k is 1)."""
+    """k ids spread evenly over the ranking of their scores (the top one when k is 1, none when k is 0)."""
     ranked = sorted(ids, key=lambda i: scores[i])
+    if k <= 0:
+        return []
     if k >= len(ranked):
         return ranked
     return [ranked[round(j * (len(ranked) - 1) / (k - 1))] for j in range(k)] if k > 1 else ranked[-1:]

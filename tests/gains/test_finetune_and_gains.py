@@ -212,3 +212,12 @@ def test_spearman_matches_scipy() -> None:
     a, b = [1.0, 2.0, 2.0, 5.0, 3.0], [0.3, 0.1, 0.4, 0.9, 0.9]
     assert spearman(a, b) == pytest.approx(scipy_stats.spearmanr(a, b).statistic)
     assert spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) is None
+
+
+def test_single_probes_spread_over_the_proxy_ranking() -> None:
+    from profiler.gains.pipeline import stratified
+
+    scores = {"a": 5.0, "b": 1.0, "c": 3.0, "d": 2.0, "e": 4.0}
+    assert stratified(list(scores), scores, 3) == ["b", "c", "a"]  # lowest, median, highest
+    assert stratified(list(scores), scores, 1) == ["a"] and stratified(list(scores), scores, 0) == []
+    assert stratified(list(scores), scores, 9) == ["b", "d", "c", "e", "a"]
