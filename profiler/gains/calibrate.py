@@ -106,7 +106,8 @@ class Calibration(BaseModel):
             return points[0][1]
         for (x0, v0), (x1, v1) in itertools.pairwise(points):
             if x <= x1:
-                return v0 + (v1 - v0) * (x - x0) / (x1 - x0)
+                t = (x - x0) / (x1 - x0)
+                return (1 - t) * v0 + t * v1  # a convex combination: never below 0 by rounding
         return points[-1][1]
 
     def weight(self, value: float) -> float:

@@ -221,3 +221,12 @@ def test_single_probes_spread_over_the_proxy_ranking() -> None:
     assert stratified(list(scores), scores, 3) == ["b", "c", "a"]  # lowest, median, highest
     assert stratified(list(scores), scores, 1) == ["a"] and stratified(list(scores), scores, 0) == []
     assert stratified(list(scores), scores, 9) == ["b", "d", "c", "e", "a"]
+
+
+def test_values_never_fall_below_zero_by_rounding() -> None:
+    from profiler.gains.calibrate import Calibration
+
+    cal = Calibration(points_per_nat=50.0, ceiling_points=5.0, curves={"r": [(1, 0.3), (16, 1e-18)]})
+    for rank in (1, 2, 15, 16, 32):
+        assert cal.value("r", rank) >= 0 and cal.weight(cal.value("r", rank)) >= 0
+    assert cal.value("r", 16) == 1e-18
