@@ -276,17 +276,18 @@ def markdown(results: dict[str, Any]) -> str:
                              f"{row[name]['realized_gain_points']:.2f} |")
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
     cal = gains["calibration"]
-    lines += ["", f"Gains: gradient proxy on every candidate ({gains['gradient_s']:.0f} s), {len(gains['bundles'])} role "
-              f"bundles probed for {gains['probe_config']['steps']} steps ({gains['probe_s']:.0f} s with "
-              f"{len(gains['probes'])} single-candidate probes and full fine-tuning); {cal['points_per_nat']:.1f} "
-              "accuracy points per nat of validation-loss decrease (fitted over the bundles and full fine-tuning); "
-              f"ceiling {cal['ceiling_points']:.2f} points (full fine-tuning measured {gains['full_points']:.2f} points, "
-              f"{gains['full_loss_decrease']:.4f} nats); roles with no gradient, worth 0: "
-              + (", ".join(f"`{r}`" for r in cal["zero_roles"]) or "none") + ".", "",
-              "| role bundle | params | accuracy points | loss decrease (nats) | solver gain (points) | raw proxy |",
-              "|---|---|---|---|---|---|"]
+    factors = ", ".join(f"{name} {f:.2f}" for name, f in cal["combination"].items())
+    lines += ["", f"Gains: gradient proxy on every candidate ({gains['gradient_s']:.0f} s); {len(gains['bundles'])} role "
+              f"bundles, {len(gains['mixtures'])} mixtures, {len(gains['probes'])} single candidates and full "
+              f"fine-tuning probed for {gains['probe_config']['steps']} steps ({gains['probe_s']:.0f} s); "
+              f"{cal['points_per_nat']:.1f} accuracy points per nat of validation-loss decrease (fitted over every "
+              f"probe); ceiling {cal['ceiling_points']:.2f} points (full fine-tuning measured {gains['full_points']:.2f} "
+              f"points, {gains['full_loss_decrease']:.4f} nats); combination factors γ: {factors}; roles with no "
+              "gradient, worth 0: " + (", ".join(f"`{r}`" for r in cal["zero_roles"]) or "none") + ".", "",
+              ("| role bundle or mixture | params | accuracy points | loss decrease (nats) | solver gain (points) "
+              "| raw proxy |"), "|---|---|---|---|---|---|"]
     lines += [f"| `{b['name']}` | {b['params']:,} | {b['points']:.2f} | {b['val_loss_decrease']:.4f} | "
-              f"{b['calibrated']:.2f} | {b['score']:.3g} |" for b in gains["bundles"]]
+              f"{b['calibrated']:.2f} | {b['score']:.3g} |" for b in gains["bundles"] + gains["mixtures"]]
     ranked = [("role bundles", r) for r in gains["bundle_rankings"]] + [("single candidates", r)
                                                                        for r in gains["single_rankings"]]
     lines += ["", "Spearman rank correlation of the raw gradient proxy with probe results: " + "; ".join(
