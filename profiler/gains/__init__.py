@@ -3,7 +3,8 @@
 * `user`: gains given by candidate id or by method (per layer), applied by `app.planning.GainSpec`;
 * `prior` (`prior.prior_gains`): a documented default when there is no data;
 * `gradient` (`gradient.gradient_scores` + `calibrate`): a zero-cost proxy from a few batches of the
-  user's data on the real model, calibrated to accuracy points by a few probes;
+  user's data on the real model, calibrated to accuracy points by probes of whole roles (a kind of
+  module under one method), of mixtures of every role and of full fine-tuning (`pipeline`);
 * `probe` (`probe.probe_gains`): a short fine-tune per candidate against the head-only baseline.
 
 `estimate.with_gains` writes estimates into a Profile: every candidate records `gain_source` and
