@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/profiles", tags=["profiles"])
 @router.post(
     "/{profile_id}/gains", status_code=202, response_model=JobOut,
     responses=problem_responses(403, 404, 422, 429, 501),
-    summary="Estimate a profile's gains (prior, or gradient from data): a job storing a new profile",
+    summary="Estimate a profile's gains (prior, gradient or probe): a job storing a new profile",
 )
 def create_gains_job(
     profile_id: str, body: GainsRequest, request: Request, ctx: Ctx, session: Db,

@@ -12,10 +12,11 @@ from app.cli import CliError
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `gains` parser."""
     p = subparsers.add_parser("gains", help="estimate every candidate's gain in a profile JSON",
-                              description="Fill a profile's gains: the documented prior, or a gradient proxy "
-                              "calibrated by probe fine-tunes on the built-in task or your model and data.")
+                              description="Fill a profile's gains: the documented prior, a gradient proxy "
+                              "calibrated by probe fine-tunes, or a probe fine-tune of every candidate, on the "
+                              "built-in task or your model and data.")
     p.add_argument("profile", help="a profile JSON (from `peft-planner profile`)")
-    p.add_argument("--source", choices=["prior", "gradient"], default="gradient")
+    p.add_argument("--source", choices=["prior", "gradient", "probe"], default="gradient")
     p.add_argument("--model", help="model directory (weights + tokenizer) for --data; default: the built-in task")
     p.add_argument("--data", help="labelled data, .jsonl ({\"text\", \"label\"}) or .npz (x, y), with --model")
     p.add_argument("--steps", type=int, default=120, help="probe fine-tune steps (default 120)")
@@ -38,8 +39,10 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.model is None) != (args.data is None):
         raise CliError("give --model and --data together, or neither (the built-in task)")
-    if args.source == "prior" and (args.model or args.report):
-        raise CliError("--source prior uses no data and writes no report")
+    if args.source == "prior" and args.model:
+        raise CliError("--source prior uses no data")
+    if args.report and args.source != "gradient":
+        raise CliError("--report is the gradient source's GainReport: use it with --source gradient")
     try:
         profile = Profile.model_validate_json(Path(args.profile).read_text())
     except OSError as exc:
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         from profiler.data.dataset import load_dataset
         from profiler.finetune import TrainConfig
         from profiler.gains.pipeline import estimate_gains
+        from profiler.gains.probe import probe_every_candidate
         from profiler.task import builtin_task, user_task
 
         def say(message: str) -> None:
@@ -60,10 +64,14 @@ def run(args: argparse.Namespace) -> int:
         try:
             task = builtin_task() if args.model is None else user_task(args.model, load_dataset(args.data))
             config = TrainConfig(steps=args.steps, batch_size=args.batch, seed=args.seed)
-            gained, report = estimate_gains(task, profile, config, progress=say, workers=args.workers)
+            if args.source == "probe":
+                estimates = probe_every_candidate(task, [c.id for c in profile.candidates], config, args.workers, say)
+                gained, report = with_gains(profile, estimates), None
+            else:
+                gained, report = estimate_gains(task, profile, config, progress=say, workers=args.workers)
         except (ProfileError, ValidationError, OSError) as exc:
             raise CliError(str(exc).splitlines()[0]) from None
-        if args.report:
+        if args.report and report is not None:
             Path(args.report).write_text(report.model_dump_json(indent=2) + "\n")
     text = gained.model_dump_json(indent=2)
     if args.output == "-":

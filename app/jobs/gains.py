@@ -1,7 +1,8 @@
-"""Gains jobs: fill a stored profile's gains (prior, or gradient from data) into a new profile.
+"""Gains jobs: fill a stored profile's gains (prior, gradient or probe) into a new profile.
 
 The new profile has the same candidates and costs, each with `gain`, `gain_source` and
-`gain_details`; a `gradient` job's result is the `GainReport` (calibration, probes, rankings).
+`gain_details`; a `gradient` job's result is the `GainReport` (calibration, probes, rankings); a
+`probe` job's details per candidate hold its run (seed, steps, both accuracies).
 The new profile's cache key derives from the job id, so a job re-run after a crash finds the
 profile it stored before instead of storing a second one.
 """
@@ -23,6 +24,7 @@ from profiler.finetune import TrainConfig
 from profiler.gains.estimate import with_gains
 from profiler.gains.pipeline import estimate_gains
 from profiler.gains.prior import prior_gains
+from profiler.gains.probe import probe_every_candidate
 from profiler.schema import Profile
 
 
@@ -41,11 +43,16 @@ def run_gains(engine: Engine, job: JobRow, _settings: Settings, watch: Watch) ->
     if spec.source == "prior":
         gained, result = with_gains(profile, prior_gains(profile.candidates)), None
     else:
-        assert spec.task is not None  # GainsRequest requires it for "gradient"
+        assert spec.task is not None  # GainsRequest requires it for "gradient" and "probe"
         watch.note("loading the task")
         task = load_task(engine, spec.task)
-        gained, report = estimate_gains(task, profile, spec.train or TrainConfig(), progress=watch.note,
-                                        workers=spec.workers)
-        result = report.model_dump(mode="json")
+        config = spec.train or TrainConfig()
+        if spec.source == "probe":
+            estimates = probe_every_candidate(task, [c.id for c in profile.candidates], config, spec.workers,
+                                              progress=watch.note)
+            gained, result = with_gains(profile, estimates), None
+        else:
+            gained, report = estimate_gains(task, profile, config, progress=watch.note, workers=spec.workers)
+            result = report.model_dump(mode="json")
     key = hashlib.sha256(f"gains:{job.id}".encode()).hexdigest()
     return JobOutput(profile_id=save_profile(engine, key, gained), result=result)

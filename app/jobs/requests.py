@@ -35,17 +35,18 @@ TaskSpec = BuiltinTask | DatasetTask
 
 
 class GainsRequest(_Strict):
-    """Gains for every candidate of a profile: the documented `prior`, or `gradient` from data."""
+    """Gains for every candidate of a profile: the documented `prior`, `gradient` from data (calibrated by
+    probes of roles), or `probe` (a fine-tune of every candidate alone: the expensive source)."""
 
-    source: Literal["prior", "gradient"]
-    task: TaskSpec | None = Field(default=None, description="The data to estimate from (gradient only).")
-    train: TrainConfig | None = Field(default=None, description="Probe fine-tunes (gradient only); default TrainConfig.")
-    workers: int = Field(default=1, ge=1, le=64, description="Probe processes (gradient only).")
+    source: Literal["prior", "gradient", "probe"]
+    task: TaskSpec | None = Field(default=None, description="The data to estimate from (gradient, probe).")
+    train: TrainConfig | None = Field(default=None, description="Probe fine-tunes (gradient, probe); default TrainConfig.")
+    workers: int = Field(default=1, ge=1, le=64, description="Probe processes (gradient, probe).")
 
     @model_validator(mode="after")
-    def _task_for_gradient(self) -> GainsRequest:
-        if self.source == "gradient" and self.task is None:
-            raise ValueError("source 'gradient' needs a task")
+    def _task_for_data(self) -> GainsRequest:
+        if self.source != "prior" and self.task is None:
+            raise ValueError(f"source {self.source!r} needs a task")
         if self.source == "prior" and (self.task is not None or self.train is not None):
             raise ValueError("source 'prior' takes no task or train: it uses no data")
         return self

@@ -104,3 +104,14 @@ def probe_gains(task: Task, probes: dict[str, list[str]], config: TrainConfig, w
             _TASK = None
     return {name: ProbeResult(candidates=probes[name], run=run, baseline_accuracy=baseline.accuracy,
                               baseline_loss=baseline.val_loss) for name, run in results.items()}
+
+
+def probe_every_candidate(task: Task, candidate_ids: list[str], config: TrainConfig, workers: int = 1,
+                          progress: Callable[[str], None] | None = None) -> dict[str, GainEstimate]:
+    """The `probe` estimate of every candidate, each trained alone (accuracy points over head only, >= 0)."""
+    say = progress or (lambda message: None)
+    baseline = train_plan(task, [], config)
+    say(f"head-only baseline {100 * baseline.accuracy:.2f} %")
+    results = probe_gains(task, {cid: [cid] for cid in candidate_ids}, config, workers, baseline,
+                          progress=lambda done, total: say(f"probe {done}/{total}"))
+    return {cid: results[cid].estimate() for cid in candidate_ids}

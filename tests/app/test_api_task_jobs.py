@@ -93,6 +93,23 @@ def test_prior_gains_job(service: TestClient, profile_id: str) -> None:
     assert all(c["gain_source"] == "prior" and c["gain"] > 0 for c in gained["candidates"])
 
 
+def test_probe_gains_job_fine_tunes_every_candidate_alone(service: TestClient, profile_id: str,
+                                                          dataset_id: str) -> None:
+    task = {"dataset_id": dataset_id, "model_path": "tiny-bert"}
+    r = service.post(f"/v1/profiles/{profile_id}/gains",
+                     json={"source": "probe", "task": task, "train": TRAIN, "workers": 2})
+    assert r.status_code == 202, r.text
+    job = wait_for(service, r.headers["location"])
+    assert job["state"] == "succeeded", job["error"]
+    gained = service.get(job["profile_url"]).json()["candidates"]
+    assert gained and all(c["gain_source"] == "probe" for c in gained)
+    for c in gained:  # each gain is its own run's accuracy over the baseline's, floored at 0
+        d = c["gain_details"]
+        assert d["steps"] == TRAIN["steps"] and d["seed"] == 0
+        assert c["gain"] == pytest.approx(max(0.0, 100 * (d["accuracy"] - d["baseline_accuracy"])))
+    assert job["message"] == f"probe {len(gained)}/{len(gained)}"
+
+
 def test_validation_job_reports_realized_next_to_predicted(service: TestClient, gradient_job: dict,
                                                            dataset_id: str) -> None:
     plan = service.post("/v1/plans", json={"profile_id": gradient_job["profile_id"], "budget": {"params": "5%"},
@@ -127,6 +144,7 @@ def test_bad_gains_and_validation_requests_are_problems(service: TestClient, pro
             "task.model_path")
     problem(service.post(gains, json={"source": "gradient"}), 422, "needs a task")
     problem(service.post(gains, json={"source": "prior", "task": task}), 422, "takes no task")
+    problem(service.post(gains, json={"source": "probe"}), 422, "needs a task")
     problem(service.post(gains, json={"source": "prior", "extra": 1}), 422, "extra")
     problem(service.post("/v1/profiles/nope/gains", json={"source": "prior"}), 404, "no profile")
     problem(service.post("/v1/plans/nope/validation", json={"task": task}), 404, "no plan")

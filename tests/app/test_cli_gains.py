@@ -27,6 +27,13 @@ def test_gains_cli_fills_a_profile(tmp_path: Path, capsys: pytest.CaptureFixture
     gradient = Profile.model_validate_json((tmp_path / "gradient.json").read_text())
     assert {c.gain_source for c in gradient.candidates} == {"gradient"}
     assert json.loads((tmp_path / "report.json").read_text())["probe_config"]["steps"] == 5
+    data = ["--model", str(model), "--data", str(tmp_path / "data.jsonl"), "--steps", "3", "--batch", "8"]
+    assert cli(["gains", str(profile), "--source", "probe", *data, "-o", str(tmp_path / "probe.json")]) == 0
+    probed = Profile.model_validate_json((tmp_path / "probe.json").read_text())
+    assert {c.gain_source for c in probed.candidates} == {"probe"}
+    assert all(c.gain_details["steps"] == 3 for c in probed.candidates)
     capsys.readouterr()
     assert cli(["gains", str(profile), "--model", str(model)]) == 2
     assert "--model and --data together" in capsys.readouterr().err
+    assert cli(["gains", str(profile), "--source", "probe", *data, "--report", str(tmp_path / "r.json")]) == 2
+    assert "with --source gradient" in capsys.readouterr().err
