@@ -11,7 +11,7 @@ on every layer) moves it by points.
    method without settings): its sites trained together, with the head.
 2. A bundle's value comes from its validation-loss decrease, which is far less noisy than its
    accuracy gain: one factor k (accuracy points per nat), fitted through the origin over every
-   bundle and the full fine-tuning probe, turns each decrease into V = max(0, k·Δloss), in points.
+   probe (bundles, mixtures, full fine-tuning), turns each decrease into V = max(0, k·Δloss), in points.
 3. Between probed settings V is interpolated linearly in log(setting); outside them it is held, not
    extrapolated (more rank can train worse in a short run, which the proxy cannot see).
 4. Values do not add: every role alone buys a couple of points, all together far fewer than their
@@ -53,6 +53,11 @@ from profiler.locate import CandidateRef, parse_id
 MAX_GAP_CLOSED = 0.99  # the share of the gap to the ceiling that one role can close
 ZERO_SCORE = 1e-9  # a role whose summed score is below this share of the largest role's is worth 0
 _LAYER_INDEX = re.compile(r"(?<![^.])\d+(?![^.])")  # a whole dotted component that is a number
+
+
+def _by_setting(setting: int | None) -> int:
+    """Sort key of settings: None (a method without settings) first, then ascending."""
+    return -1 if setting is None else setting
 
 
 def role_of(ref: CandidateRef) -> str:
@@ -101,7 +106,7 @@ class Calibration(BaseModel):
         if setting is None or len(curve) == 1 or curve[0][0] is None:
             return curve[0][1]
         x = math.log(setting)
-        points = [(math.log(s), v) for s, v in curve if s is not None]
+        points = [(math.log(s), v) for s, v in curve]
         if x <= points[0][0]:
             return points[0][1]
         for (x0, v0), (x1, v1) in itertools.pairwise(points):
@@ -146,7 +151,7 @@ def role_bundles(scores: dict[str, float]) -> tuple[list[BundleSpec], list[str]]
         if all(sums[(role, s)] <= floor for s in by_setting):
             zero.append(role)
             continue
-        settings = sorted(by_setting, key=lambda s: -1 if s is None else s)
+        settings = sorted(by_setting, key=_by_setting)
         for setting in dict.fromkeys((settings[0], settings[-1])):
             bundles.append(BundleSpec(role=role, setting=setting, candidates=sorted(by_setting[setting])))
     return bundles, sorted(zero)
@@ -192,7 +197,7 @@ def fit_calibration(results: list[BundleResult], ceiling: BundleResult, mixed: d
     den = sum(r.loss_decrease ** 2 for r in fitted)
     k = max(0.0, sum(r.loss_decrease * r.points for r in fitted) / den) if den > 0 else 0.0
     raw: dict[str, list[tuple[int | None, float]]] = defaultdict(list)
-    for r in sorted(results, key=lambda r: -1 if r.setting is None else r.setting):
+    for r in sorted(results, key=lambda r: _by_setting(r.setting)):
         raw[r.role].append((r.setting, max(0.0, k * r.loss_decrease)))
     best = max((v for c in raw.values() for _, v in c), default=0.0)
     calibration = Calibration(points_per_nat=k, ceiling_points=max(k * ceiling.loss_decrease, best),

@@ -6,8 +6,9 @@
    mixtures of every role at one end (`calibrate.mixtures`), full fine-tuning (the ceiling), and
    optionally a few single candidates per method spread over the proxy's ranking (only to report how
    well the proxy ranks single candidates; they are too noisy to calibrate on).
-3. Fit the calibration on the bundles; every candidate gets a `gradient` estimate (its role's value
-   shared by the proxy), and the probed single candidates carry their probe's result in the details.
+3. Fit the calibration on the bundles, mixtures and full fine-tuning; every candidate gets a `gradient`
+   estimate (its role's value shared by the proxy), and the probed single candidates carry their
+   probe's result in the details.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from profiler.gains.calibrate import (
 )
 from profiler.gains.estimate import with_gains
 from profiler.gains.gradient import gradient_scores, score_details
-from profiler.gains.probe import probe_gains, train_full
+from profiler.gains.probe import ProbeResult, probe_gains, train_full
 from profiler.locate import parse_id
 from profiler.schema import Profile
 from profiler.task import Task
@@ -106,9 +107,9 @@ def rankings(rows: list[ProbeRow], minimum: int = 3) -> list[Ranking]:
 
 def stratified(ids: list[str], scores: dict[str, float], k: int) -> list[str]:
     """k ids spread evenly over the ranking of their scores (the top one when k is 1, none when k is 0)."""
-    ranked = sorted(ids, key=lambda i: scores[i])
     if k <= 0:
         return []
+    ranked = sorted(ids, key=lambda i: scores[i])
     if k >= len(ranked):
         return ranked
     return [ranked[round(j * (len(ranked) - 1) / (k - 1))] for j in range(k)] if k > 1 else ranked[-1:]
@@ -137,15 +138,17 @@ def estimate_gains(task: Task, profile: Profile, config: TrainConfig, *, singles
     say(f"probing {len(bundles)} role bundles, {len(mixed)} mixtures and {len(single_ids)} single candidates")
     start = time.perf_counter()
     results = probe_gains(task, probes, config, workers, baseline, progress=lambda d, n: say(f"probe {d}/{n}"))
-    full = train_full(task, config)
+    full = ProbeResult(candidates=[], run=train_full(task, config), baseline_accuracy=baseline.accuracy,
+                       baseline_loss=baseline.val_loss)
     probe_s = time.perf_counter() - start
-    say(f"full fine-tuning {100 * full.accuracy:.2f} %")
-    ceiling = BundleResult(role="full fine-tuning", setting=None, points=100.0 * (full.accuracy - baseline.accuracy),
-                           loss_decrease=baseline.val_loss - full.val_loss)
-    measured = {name: BundleResult(role=name, setting=None, points=r.points, loss_decrease=r.loss_decrease)
-                for name, r in results.items()}
-    calibration = fit_calibration([measured[b.name].model_copy(update={"role": b.role, "setting": b.setting})
-                                   for b in bundles], ceiling, {name: measured[name] for name in mixed}, zero_roles)
+    say(f"full fine-tuning {100 * full.run.accuracy:.2f} %")
+
+    def measured(probe: ProbeResult, role: str, setting: int | None = None) -> BundleResult:
+        return BundleResult(role=role, setting=setting, points=probe.points, loss_decrease=probe.loss_decrease)
+
+    calibration = fit_calibration([measured(results[b.name], b.role, b.setting) for b in bundles],
+                                  measured(full, "full fine-tuning"),
+                                  {name: measured(results[name], name) for name in mixed}, zero_roles)
     estimates = gradient_estimates(scores, calibration, score_details(batches, batch_size, config.seed))
     for cid in single_ids:
         estimates[cid].details["probe"] = results[cid].estimate().details
@@ -163,7 +166,7 @@ def estimate_gains(task: Task, profile: Profile, config: TrainConfig, *, singles
     single_rows = [row(cid) for cid in single_ids]
     report = GainReport(
         baseline_accuracy=baseline.accuracy, baseline_loss=baseline.val_loss, gradient_s=gradient_s, probe_s=probe_s,
-        probe_config=config, calibration=calibration, full_points=ceiling.points,
-        full_loss_decrease=ceiling.loss_decrease, bundles=bundle_rows, mixtures=[row(name) for name in mixed], probes=single_rows,
+        probe_config=config, calibration=calibration, full_points=full.points,
+        full_loss_decrease=full.loss_decrease, bundles=bundle_rows, mixtures=[row(name) for name in mixed], probes=single_rows,
         bundle_rankings=rankings(bundle_rows), single_rankings=rankings(single_rows))
     return with_gains(profile, estimates), report
