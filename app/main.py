@@ -9,11 +9,11 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import catalog, datasets, exports, gains, health, jobs, plans, profiles, validation
-from app.context import Context
+from app.api import catalog, datasets, health, jobs, plans, profiles
+from app.dependencies import Context
 from app.errors import PROBLEM_JSON, ProblemDetail, install_error_handlers, problem_responses
 from app.guards import ApiKeyMiddleware, BodyLimitMiddleware
-from app.jobs.runner import create_runner
+from app.jobs import create_runner
 from app.metrics import Metrics, MetricsMiddleware
 from app.settings import Settings, get_settings
 from app.store import create_store_engine, init_db, session_factory
@@ -56,8 +56,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
     )
     app.state.context = ctx
     install_error_handlers(app)
-    routers = [module.router for module in
-               (plans, exports, validation, profiles, gains, jobs, catalog, health, datasets)]
+    routers = [module.router for module in (plans, profiles, jobs, datasets, catalog, health)]
     for router in routers:
         app.include_router(router)
     app.state.route_methods = [

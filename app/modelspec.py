@@ -14,11 +14,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from profiler.catalog import list_models
-from profiler.schema import ModelSpec, ProfileOptions
-
 from app.errors import ApiError
 from app.settings import Settings
+from profiler.models.catalog import list_models
+from profiler.schema import ModelSpec, ProfileOptions
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 

@@ -31,11 +31,11 @@ import torch
 
 from app.planning import problem_from_profile
 from profiler import ModelSpec, ProfileOptions, profile_model
-from profiler.finetune import TrainConfig, TrainResult, finetune
-from profiler.gains.pipeline import estimate_gains
+from profiler.gains.gradient import estimate_gains
 from profiler.gains.probe import train_full, train_plan
 from profiler.schema import Profile
-from profiler.task import Task, builtin_task, minilm_path
+from profiler.training.finetune import TrainConfig, TrainResult, finetune
+from profiler.training.task import Task, builtin_task, minilm_path
 from solver import solve
 
 RESULTS = Path(__file__).parent / "results"

@@ -2,7 +2,7 @@
 
     python benchmarks/ray_workers.py [--model bert-base] [--runs 3] [--workers 1 2]
 
-For each worker count it starts a local Ray instance with that many CPUs (one measurement task per CPU,
+For each worker count it starts a local Ray instance with that many CPUs (one measurement unit per CPU,
 `threads: 1`), runs one untimed warm-up job (worker processes import torch), then `--runs` timed jobs of the
 same work (the seed differs, so the profile cache never answers). Job wall time is queue to `succeeded`;
 `measure_s` is the fan-out stage alone. Writes benchmarks/results/ray.json and benchmarks/results/ray.md.
@@ -25,7 +25,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import ray
 from sqlalchemy.orm import Session
 
-from app.jobs.ray import RayRunner, RaySettings
+from app.jobs.ray_runner import RayRunner, RaySettings
 from app.settings import Settings
 from app.store import create_store_engine, init_db, jobs
 from app.store.tables import JobRow, ProfileRow
@@ -56,7 +56,7 @@ def _run_job(runner: RayRunner, model: str, seed: int) -> dict:
     with Session(runner.engine) as session:
         profile = Profile.model_validate_json(session.get(ProfileRow, row.profile_id).body)
     return {"wall_s": wall, "prepare_s": profile.timings.prepare_s, "measure_s": profile.timings.measure_s,
-            "tasks": profile.timings.num_tasks, "candidates": len(profile.candidates)}
+            "tasks": profile.timings.num_units, "candidates": len(profile.candidates)}
 
 
 def bench(workers: int, model: str, runs: int, db: str) -> dict:

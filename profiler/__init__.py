@@ -1,6 +1,6 @@
 """Profiler: what each adapter candidate costs on a real model (params, FLOPs, latency, memory).
 
-`profiler.schema`, `profiler.catalog.list_models` and `profiler.errors` import without torch;
+`profiler.schema`, `profiler.models.catalog.list_models` and `profiler.errors` import without torch;
 everything else is loaded on first use.
 """
 
@@ -11,10 +11,18 @@ from typing import Any
 
 from profiler.errors import Cancelled, ProfileError
 from profiler.schema import (
-    CatalogEntry, MethodInfo, ModelInfo, ModelSpec, Profile, ProfileCandidate, ProfileLayer, ProfileOptions,
+    CatalogEntry,
+    MethodInfo,
+    ModelInfo,
+    ModelSpec,
+    Profile,
+    ProfileCandidate,
+    ProfileLayer,
+    ProfileOptions,
 )
 
-_LAZY = {"profile_model": "profiler.api", "list_models": "profiler.catalog", "list_methods": "profiler.methods"}
+_LAZY = {"profile_model": "profiler.measure.profile", "list_models": "profiler.models.catalog",
+         "list_methods": "profiler.methods.registry"}
 
 __all__ = ["Cancelled", "CatalogEntry", "MethodInfo", "ModelInfo", "ModelSpec", "Profile", "ProfileCandidate",
            "ProfileError", "ProfileLayer", "ProfileOptions", *_LAZY]

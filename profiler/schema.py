@@ -5,19 +5,17 @@ Pure pydantic (no torch import), so the web service can import it cheaply.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
+
+from solver import Strict
 
 DEFAULT_METHODS = ["lora", "adapter", "bitfit", "norm_affine", "prompt_tuning"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class ModelSpec(_Strict):
+class ModelSpec(Strict):
     """Which model to profile: exactly one of a catalog `name`, a transformers `config` dict, a local `path`."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -51,7 +49,7 @@ def _positive_unique(values: list[int], maximum: int, field: str) -> list[int]:
     return sorted(set(values))
 
 
-class ProfileOptions(_Strict):
+class ProfileOptions(Strict):
     """What to measure (methods and their settings, sites) and how (shape, device, dtype, repeats)."""
 
     methods: list[str] = Field(default_factory=lambda: list(DEFAULT_METHODS), min_length=1)
@@ -98,7 +96,7 @@ class ProfileOptions(_Strict):
         return v
 
 
-class ModelInfo(_Strict):
+class ModelInfo(Strict):
     """The profiled model: name, exact parameter count, layer count, whole-model forward FLOPs."""
 
     name: str
@@ -108,7 +106,7 @@ class ModelInfo(_Strict):
     architecture: str = ""
 
 
-class ProfileCandidate(_Strict):
+class ProfileCandidate(Strict):
     """A solver candidate (costs measured, gain null until estimated) plus profiler details."""
 
     id: str
@@ -138,7 +136,7 @@ class ProfileCandidate(_Strict):
     )
 
 
-class ProfileLayer(_Strict):
+class ProfileLayer(Strict):
     """Shared cost of a frozen layer (backward reaches it) plus its forward cost."""
 
     index: int = Field(ge=0)
@@ -152,17 +150,18 @@ class ProfileLayer(_Strict):
     backward_spread_ms: float = Field(default=0.0, ge=0)
 
 
-class ProfileTimings(_Strict):
+class ProfileTimings(Strict):
     """Wall time spent profiling, in seconds, per stage."""
 
     prepare_s: float = 0.0
     measure_s: float = 0.0
     assemble_s: float = 0.0
-    num_tasks: int = 0
+    num_units: int = Field(default=0, validation_alias=AliasChoices("num_units", "num_tasks"),
+                           description="Measurement units run (profiles stored before 0.2 call it num_tasks).")
     estimated_timings: int = Field(default=0, description="Candidate timings estimated from FLOPs (noise fallback).")
 
 
-class Profile(_Strict):
+class Profile(Strict):
     """What each candidate costs on one model, device, dtype and input shape."""
 
     model: ModelInfo
@@ -178,20 +177,11 @@ class Profile(_Strict):
     uncounted_ops: dict[str, int] = Field(default_factory=dict, description="Ops counted as 0 FLOPs (e.g. lookups, masks).")
     options: ProfileOptions
     spec: ModelSpec
-    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     timings: ProfileTimings = Field(default_factory=ProfileTimings)
 
-    def problem_candidates(self) -> list[dict[str, Any]]:
-        """Candidates as solver `Candidate` dicts (gain 0 where not yet estimated)."""
-        keys = ("id", "method", "group", "layer", "params", "flops", "latency_ms", "memory_bytes", "site", "config")
-        return [{**{k: getattr(c, k) for k in keys}, "gain": c.gain or 0.0} for c in self.candidates]
 
-    def problem_layers(self) -> list[dict[str, Any]]:
-        """Layers as solver `LayerCost` dicts."""
-        return [{"index": la.index, "backward_flops": la.backward_flops, "memory_bytes": la.memory_bytes} for la in self.layers]
-
-
-class CatalogEntry(_Strict):
+class CatalogEntry(Strict):
     """A built-in model shape (random weights, no download)."""
 
     name: str
@@ -200,7 +190,7 @@ class CatalogEntry(_Strict):
     params: int = Field(description="Approximate parameter count.")
 
 
-class MethodInfo(_Strict):
+class MethodInfo(Strict):
     """A registered adapter method and its setting."""
 
     name: str

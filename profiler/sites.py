@@ -1,20 +1,73 @@
-"""Where methods can attach: linear/conv weights, biases, norms, the input embedding, adapter positions."""
+"""Where methods can attach (`Site`): linear/conv weights, biases, norms, the input embedding, adapter positions;
+and the model's repeated layers, numbered from the input side."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from profiler.layers import layer_of
-from profiler.methods.base import Site
-from profiler.trace import Trace
+from profiler.measure.tensors import TensorSpec
+from profiler.measure.trace import Trace
 
 ATTENTION = re.compile(r"attn|attention", re.IGNORECASE)
 NORM_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm, nn.modules.batchnorm._BatchNorm,
               nn.RMSNorm)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A place a method can attach: a module path, its kind, layer index and recorded shapes.
+
+    kind: "linear" (Linear / transformers Conv1D), "conv" (Conv2d, groups 1), "bias", "norm",
+    "embedding" (input token embedding), "adapter" (output of a layer's attention or MLP block).
+    """
+
+    path: str
+    kind: str
+    layer: int | None
+    module_type: str
+    in_spec: TensorSpec | None
+    out_spec: TensorSpec | None
+    dims: dict[str, Any] = field(default_factory=dict)
+    position: str | None = None
+
+
+def find_layers(model: nn.Module) -> list[str]:
+    """Paths of the model's layers: the longest ModuleList/Sequential of same-type blocks (ties: more params).
+
+    Falls back to the top-level children that hold parameters; [] for a model without any.
+    """
+    best: tuple[int, int, str, list[str]] | None = None
+    for path, module in model.named_modules():
+        if not isinstance(module, (nn.ModuleList, nn.Sequential)) or len(module) < 2:
+            continue
+        kinds = {type(child) for child in module}
+        if len(kinds) != 1 or next(iter(kinds)) in (nn.Linear, nn.Dropout, nn.Identity):
+            continue
+        params = sum(p.numel() for p in module.parameters())
+        if params == 0:
+            continue
+        prefix = f"{path}." if path else ""
+        key = (len(module), params, path, [f"{prefix}{name}" for name, _ in module.named_children()])
+        if best is None or key[:2] > best[:2]:
+            best = key
+    if best is not None:
+        return best[3]
+    return [name for name, child in model.named_children() if any(True for _ in child.parameters())]
+
+
+def layer_of(path: str, layers: list[str], order: dict[str, int]) -> int | None:
+    """Layer index of a module path: its block, 0 for modules run before the first block, None after the last."""
+    for i, layer in enumerate(layers):
+        if path == layer or path.startswith(layer + "."):
+            return i
+    if not layers or path not in order or layers[0] not in order:
+        return None
+    return 0 if order[path] < order[layers[0]] else None
 
 
 def is_norm(module: nn.Module) -> bool:

@@ -1,7 +1,7 @@
 """Exact planning of parameter-efficient fine-tuning under budgets (no torch here)."""
 
 from solver.frontier import Frontier, frontier
-from solver.problem import Budget, Candidate, LayerCost, Plan, Problem, SolveTimeout
+from solver.problem import Budget, Candidate, LayerCost, Plan, Problem, SolveTimeout, Strict
 from solver.solve import solve
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "Plan",
     "Problem",
     "SolveTimeout",
+    "Strict",
     "frontier",
     "solve",
 ]

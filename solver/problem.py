@@ -19,13 +19,13 @@ MIN_COST = 1e-9
 MAX_LAYER = 1_000_000
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     """Base: unknown fields are errors, NaN and infinities are rejected."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class Candidate(_Strict):
+class Candidate(Strict):
     """One adapter choice (method x setting x site) with its gain and costs."""
 
     id: str = Field(min_length=1, max_length=512)
@@ -41,7 +41,7 @@ class Candidate(_Strict):
     config: dict[str, Any] | None = None
 
 
-class LayerCost(_Strict):
+class LayerCost(Strict):
     """Shared cost of a layer, paid once when any chosen candidate sits at or below it."""
 
     index: int = Field(ge=0, le=MAX_LAYER)
@@ -49,7 +49,7 @@ class LayerCost(_Strict):
     memory_bytes: float = Field(default=0.0, ge=0, le=MAX_VALUE)
 
 
-class Budget(_Strict):
+class Budget(Strict):
     """Caps on the plan's totals; params and flops are required."""
 
     params: float = Field(ge=MIN_COST, le=MAX_VALUE)
@@ -58,7 +58,7 @@ class Budget(_Strict):
     memory_bytes: float | None = Field(default=None, gt=0, le=MAX_VALUE)
 
 
-class Problem(_Strict):
+class Problem(Strict):
     """Candidates, shared layer costs, a budget and an objective."""
 
     candidates: list[Candidate] = Field(min_length=1)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from profiler.catalog import list_models
+
 from profiler.methods import list_methods
+from profiler.models.catalog import list_models
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 

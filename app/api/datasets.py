@@ -10,11 +10,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app.context import Db
+from app.dependencies import Db, Paging
 from app.errors import ApiError, found, problem_responses
+from app.schemas import Page
 from app.store import datasets as dataset_store
-from app.store.datasets import DatasetRow
-from profiler.data.dataset import DatasetError, parse_dataset
+from app.store.tables import DatasetRow
+from profiler.training.datasets import DatasetError, parse_dataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -30,15 +31,6 @@ class DatasetOut(BaseModel):
     size_bytes: int
     summary: dict[str, Any]
     created_at: datetime
-
-
-class DatasetPage(BaseModel):
-    """One page of datasets, newest first."""
-
-    items: list[DatasetOut]
-    total: int
-    limit: int
-    offset: int
 
 
 def dataset_out(row: DatasetRow) -> DatasetOut:
@@ -69,15 +61,11 @@ async def create_dataset(
                         headers={"Location": f"/v1/datasets/{row.id}"})
 
 
-@router.get("", response_model=DatasetPage, responses=problem_responses(422))
-def list_datasets(
-    session: Db,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
-) -> DatasetPage:
+@router.get("", response_model=Page[DatasetOut], responses=problem_responses(422))
+def list_datasets(session: Db, paging: Paging) -> Page[DatasetOut]:
     """Stored datasets, newest first."""
-    rows, total = dataset_store.page(session, limit, offset)
-    return DatasetPage(items=[dataset_out(r) for r in rows], total=total, limit=limit, offset=offset)
+    rows, total = dataset_store.page(session, paging.limit, paging.offset)
+    return Page(items=[dataset_out(r) for r in rows], total=total, limit=paging.limit, offset=paging.offset)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=problem_responses(404))

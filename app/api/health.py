@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from app.context import Ctx
+from app.dependencies import Ctx
 from app.errors import ApiError, problem_responses
 
 router = APIRouter(tags=["health"])

@@ -1,4 +1,5 @@
-"""/v1/plans: solve a budget against a stored profile or an inline problem."""
+"""/v1/plans: solve a budget against a stored profile or an inline problem; read plans, their problems and
+peft configs; validate a plan by fine-tuning it (a job)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.orm import Session
 
-from app.context import Context, Ctx, Db
+from app.dependencies import Context, Ctx, Db, Paging
 from app.errors import ApiError, found, problem_responses
 from app.idempotency import IdempotencyKey, Outcome, respond
+from app.jobs.queue import checked_task, queue_task_job
+from app.jobs.specs import ValidationJob, ValidationRequest
 from app.planning import (
     BudgetSpec,
     GainSpec,
@@ -20,19 +23,20 @@ from app.planning import (
     gain_sources,
     problem_from_profile,
 )
-from app.prepared import PreparedProblem
-from app.profile_store import load_profile
+from app.planning.prepared import PreparedProblem
+from app.planning.profiles import load_profile
+from app.schemas import JobOut, Page
 from app.store import plans
 from app.store.tables import PlanRow
-from solver import Plan, Problem, SolveTimeout, solve
+from profiler.errors import ProfileError
+from profiler.methods.export import PeftExport, Unsupported, export_plan
+from solver import Plan, Problem, SolveTimeout, Strict, solve
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
 
-class PlanRequest(BaseModel):
+class PlanRequest(Strict):
     """A budget and objective against a stored profile, or an inline problem."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     profile_id: str | None = Field(default=None, max_length=64)
     budget: BudgetSpec | None = Field(default=None, description="With profile_id.")
@@ -73,15 +77,6 @@ class PlanOut(BaseModel):
     created_at: datetime
     source: PlanSource
     plan: Plan
-
-
-class PlanPage(BaseModel):
-    """One page of plans, newest first."""
-
-    items: list[PlanOut]
-    total: int
-    limit: int
-    offset: int
 
 
 def plan_out(row: PlanRow) -> PlanOut:
@@ -181,16 +176,13 @@ def _create_plan(
     return respond(session, request, idempotency_key, body, produce)
 
 
-@router.get("", response_model=PlanPage, responses=problem_responses(422))
+@router.get("", response_model=Page[PlanOut], responses=problem_responses(422))
 def list_plans(
-    session: Db,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
-    profile_id: Annotated[str | None, Query(max_length=64)] = None,
-) -> dict[str, Any]:
+    session: Db, paging: Paging, profile_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> Page[PlanOut]:
     """Stored plans, newest first."""
-    rows, total = plans.page(session, limit, offset, profile_id)
-    return {"items": [plan_out(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+    rows, total = plans.page(session, paging.limit, paging.offset, profile_id)
+    return Page(items=[plan_out(r) for r in rows], total=total, limit=paging.limit, offset=paging.offset)
 
 
 def _plan_row(session: Session, plan_id: str) -> PlanRow:
@@ -208,3 +200,56 @@ def get_plan_problem(plan_id: str, session: Db) -> Response:
     """The exact problem the plan solved (solve it again to reproduce the plan)."""
     body = plans.problem_body(session, _plan_row(session, plan_id).problem_hash)
     return Response(body, media_type="application/json")
+
+
+class PeftConfigOut(BaseModel):
+    """peft configs for a plan (each `peft_type` plus its constructor arguments) and what is left out."""
+
+    plan_id: str
+    configs: list[dict] = Field(description="Build with peft's config class of `peft_type`, then `get_peft_model`.")
+    exported: list[str]
+    unsupported: list[Unsupported]
+    complete: bool = Field(description="Every selected candidate is in the configs.")
+
+
+@router.get("/{plan_id}/peft-config", response_model=PeftConfigOut, responses=problem_responses(404, 422))
+def plan_peft_config(
+    plan_id: str, session: Db,
+    token_dim: Annotated[int | None, Query(ge=1, le=1_000_000, description="Embedding width, for prompt tuning.")] = None,
+) -> PeftConfigOut:
+    """The peft export of a stored plan's selected candidates."""
+    row = _plan_row(session, plan_id)
+    try:
+        export: PeftExport = export_plan(list(row.plan.get("selected", [])), token_dim)
+    except ProfileError as exc:
+        raise ApiError(422, str(exc)) from exc
+    return PeftConfigOut(plan_id=plan_id, configs=export.configs, exported=export.exported,
+                         unsupported=export.unsupported, complete=export.complete)
+
+
+@router.post(
+    "/{plan_id}/validation", status_code=202, response_model=JobOut,
+    responses=problem_responses(403, 404, 409, 422, 429, 501),
+    summary="Fine-tune a plan for N steps over S seeds: realized vs predicted gain (a job)",
+)
+def create_validation_job(
+    plan_id: str, body: ValidationRequest, request: Request, ctx: Ctx, session: Db,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """202 with a queued `validation` job; its `result` is the PlanValidation. 409 when the plan was
+    solved from an inline problem (its ids name no profiled model's modules) or selects nothing."""
+
+    def produce() -> Outcome:
+        plan = _plan_row(session, plan_id)
+        if plan.profile_id is None:
+            raise ApiError(409, f"plan {plan_id} was solved from an inline problem, not a profile: its candidate "
+                           "ids name no profiled model's modules, so it cannot be trained; validate a plan "
+                           "made with profile_id")
+        if not plan.plan["selected"]:
+            raise ApiError(409, f"plan {plan_id} selects no candidates (status {plan.plan['status']}); "
+                           "nothing to validate")
+        task = checked_task(body.task, ctx, session)
+        spec = ValidationJob(plan_id=plan_id, **body.model_copy(update={"task": task}).model_dump())
+        return queue_task_job(ctx, session, "validation", spec)
+
+    return respond(session, request, idempotency_key, body, produce)

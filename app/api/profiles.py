@@ -1,39 +1,37 @@
-"""/v1/profiles: start profiling jobs, read profiles and their Pareto frontiers."""
+"""/v1/profiles: start profiling jobs, read profiles and their Pareto frontiers, estimate their gains (a job)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import func, select
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.orm import Session
 
-from app.api.jobs import JobOut, job_out, queue_job
-from app.chart import frontier_svg
-from app.context import Context, Ctx, Db
+from app.dependencies import Context, Ctx, Db, Paging
 from app.errors import ApiError, problem_responses
 from app.idempotency import IdempotencyKey, Outcome, respond
+from app.jobs.queue import accepted, checked_task, queue_job, queue_task_job
+from app.jobs.specs import GainsJob, GainsRequest
 from app.modelspec import cache_key, checked_spec
 from app.planning import BudgetSpec, GainSpec, PlanningError, problem_from_profile
-from app.profile_store import load_profile, profile_row
+from app.planning.chart import frontier_svg
+from app.planning.profiles import load_profile, profile_row
+from app.schemas import JobOut, Page
 from app.store import jobs as job_store
 from app.store import profiles as profile_store
-from app.store.tables import ProfileRow
 from profiler.schema import ModelSpec, Profile, ProfileOptions
-from solver import Frontier, frontier
+from solver import Frontier, Strict, frontier
 
 router = APIRouter(prefix="/v1/profiles", tags=["profiles"])
 SVG = "image/svg+xml"
 
 
-class ProfileRequest(BaseModel):
+class ProfileRequest(Strict):
     """A model to profile and how."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: ModelSpec
     options: ProfileOptions = Field(default_factory=ProfileOptions)
@@ -47,15 +45,6 @@ class ProfileSummary(BaseModel):
     total_params: int
     num_candidates: int
     created_at: datetime
-
-
-class ProfilePage(BaseModel):
-    """One page of profiles, newest first."""
-
-    items: list[ProfileSummary]
-    total: int
-    limit: int
-    offset: int
 
 
 @router.post(
@@ -81,31 +70,19 @@ def create_profile(
         if stored is not None:
             job = job_store.add_cached(session, spec_json, options_json, stored)
             session.commit()
-            return Outcome(200, job_out(job), location=f"/v1/jobs/{job.id}")
-        job = queue_job(ctx, session, "profile", spec_json, options_json, key)
-        return Outcome(202, job_out(job), location=f"/v1/jobs/{job.id}")
+            return accepted(job, 200)
+        return accepted(queue_job(ctx, session, "profile", spec_json, options_json, key))
 
     return respond(session, request, idempotency_key, body, produce)
 
 
-@router.get("", response_model=ProfilePage, responses=problem_responses(422))
-def list_profiles(
-    session: Db,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
-) -> dict[str, Any]:
+@router.get("", response_model=Page[ProfileSummary], responses=problem_responses(422))
+def list_profiles(session: Db, paging: Paging) -> Page[ProfileSummary]:
     """Stored profiles, newest first."""
-    rows = session.scalars(
-        select(ProfileRow).order_by(ProfileRow.created_at.desc(), ProfileRow.id)
-        .limit(limit).offset(offset)
-    ).all()
-    total = session.scalar(select(func.count()).select_from(ProfileRow))
-    items = [
-        {"id": r.id, "model_name": r.model_name, "total_params": r.total_params,
-         "num_candidates": r.num_candidates, "created_at": r.created_at}
-        for r in rows
-    ]
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    rows, total = profile_store.page(session, paging.limit, paging.offset)
+    items = [ProfileSummary(id=r.id, model_name=r.model_name, total_params=r.total_params,
+                            num_candidates=r.num_candidates, created_at=r.created_at) for r in rows]
+    return Page(items=items, total=total, limit=paging.limit, offset=paging.offset)
 
 
 @router.get("/{profile_id}", response_model=Profile, responses=problem_responses(404))
@@ -174,3 +151,25 @@ def get_frontier(
         title = f"Pareto frontier of profile {profile_id} ({axis})"
         return Response(frontier_svg(front, title), media_type=SVG)
     return JSONResponse(front.model_dump(mode="json"))
+
+
+@router.post(
+    "/{profile_id}/gains", status_code=202, response_model=JobOut,
+    responses=problem_responses(403, 404, 422, 429, 501),
+    summary="Estimate a profile's gains (prior, gradient or probe): a job storing a new profile",
+)
+def create_gains_job(
+    profile_id: str, body: GainsRequest, request: Request, ctx: Ctx, session: Db,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """202 with a queued `gains` job; when it succeeds, its `profile_id` is the new profile (same
+    candidates and costs, each with `gain`, `gain_source`, `gain_details`) and, for `gradient`,
+    its `result` is the GainReport. An equal request joins a queued or running job."""
+
+    def produce() -> Outcome:
+        profile_row(session, profile_id)
+        task = None if body.task is None else checked_task(body.task, ctx, session)
+        spec = GainsJob(profile_id=profile_id, **body.model_copy(update={"task": task}).model_dump())
+        return queue_task_job(ctx, session, "gains", spec)
+
+    return respond(session, request, idempotency_key, body, produce)

@@ -44,7 +44,7 @@ def _selected(path: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Export; prints what was written and what was left out (on stderr). Exit 0 when something was written."""
     from profiler.errors import ProfileError
-    from profiler.export import export_plan, save_export
+    from profiler.methods.export import export_plan, save_export
 
     try:
         export = export_plan(_selected(args.plan), args.token_dim)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from app.cli import CliError
+from profiler.gains.registry import SOURCES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "calibrated by probe fine-tunes, or a probe fine-tune of every candidate, on the "
                               "built-in task or your model and data.")
     p.add_argument("profile", help="a profile JSON (from `peft-planner profile`)")
-    p.add_argument("--source", choices=["prior", "gradient", "probe"], default="gradient")
+    p.add_argument("--source", choices=list(SOURCES), default="gradient",
+                   help="; ".join(f"{s.name}: {s.description}" for s in SOURCES.values()) + " (default gradient)")
     p.add_argument("--model", help="model directory (weights + tokenizer) for --data; default: the built-in task")
     p.add_argument("--data", help="labelled data, .jsonl ({\"text\", \"label\"}) or .npz (x, y), with --model")
     p.add_argument("--steps", type=int, default=120, help="probe fine-tune steps (default 120)")
@@ -33,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from profiler.errors import ProfileError
-    from profiler.gains.estimate import with_gains
-    from profiler.gains.prior import prior_gains
+    from profiler.gains.registry import fill_gains
     from profiler.schema import Profile
+    from profiler.training.finetune import TrainConfig
 
     if (args.model is None) != (args.data is None):
         raise CliError("give --model and --data together, or neither (the built-in task)")
@@ -49,30 +51,23 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"cannot read {args.profile}: {exc.strerror}") from None
     except ValidationError as exc:
         raise CliError(f"{args.profile} is not a profile: {exc.errors()[0]['msg']}") from None
-    if args.source == "prior":
-        gained = with_gains(profile, prior_gains(profile.candidates))
-    else:
-        from profiler.data.dataset import load_dataset
-        from profiler.finetune import TrainConfig
-        from profiler.gains.pipeline import estimate_gains
-        from profiler.gains.probe import probe_every_candidate
-        from profiler.task import builtin_task, user_task
-
-        def say(message: str) -> None:
-            print(message, file=sys.stderr)
+    task = None
+    if SOURCES[args.source].needs_task:
+        from profiler.training.datasets import load_dataset
+        from profiler.training.task import builtin_task, user_task
 
         try:
             task = builtin_task() if args.model is None else user_task(args.model, load_dataset(args.data))
-            config = TrainConfig(steps=args.steps, batch_size=args.batch, seed=args.seed)
-            if args.source == "probe":
-                estimates = probe_every_candidate(task, [c.id for c in profile.candidates], config, args.workers, say)
-                gained, report = with_gains(profile, estimates), None
-            else:
-                gained, report = estimate_gains(task, profile, config, progress=say, workers=args.workers)
         except (ProfileError, ValidationError, OSError) as exc:
             raise CliError(str(exc).splitlines()[0]) from None
-        if args.report and report is not None:
-            Path(args.report).write_text(report.model_dump_json(indent=2) + "\n")
+    config = TrainConfig(steps=args.steps, batch_size=args.batch, seed=args.seed)
+    try:
+        gained, report = fill_gains(profile, args.source, task, config, args.workers,
+                                    progress=lambda message: print(message, file=sys.stderr))
+    except (ProfileError, ValidationError, OSError) as exc:
+        raise CliError(str(exc).splitlines()[0]) from None
+    if args.report and report is not None:
+        Path(args.report).write_text(report.model_dump_json(indent=2) + "\n")
     text = gained.model_dump_json(indent=2)
     if args.output == "-":
         print(text)

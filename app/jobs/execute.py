@@ -8,17 +8,14 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
-from app.jobs.gains import run_gains
-from app.jobs.kind import Kind, Watch
-from app.jobs.profiling import run_profile
-from app.jobs.validation import run_validation
+from app.jobs.kinds import KINDS
+from app.jobs.kinds.base import Watch
 from app.settings import Settings
 from app.store import jobs
 from app.store.tables import JobRow
 from profiler.errors import Cancelled
 
 log = logging.getLogger(__name__)
-KINDS: dict[str, Kind] = {"profile": run_profile, "gains": run_gains, "validation": run_validation}
 
 
 def run_job(

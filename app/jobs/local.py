@@ -14,7 +14,6 @@ from sqlalchemy import Engine
 
 from app.jobs.runner import JobRunner
 from app.settings import Settings
-from app.store import jobs
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
@@ -24,20 +23,13 @@ class LocalRunner(JobRunner):
     """`settings.workers` processes running `python -m app.jobs.worker`, restarted if they die."""
 
     def __init__(self, settings: Settings, engine: Engine):
-        self.settings = settings
-        self.engine = engine
+        super().__init__(settings, engine)
         self.db_url = engine.url.render_as_string(hide_password=False)
         self.procs: dict[str, subprocess.Popen] = {}
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
 
-    def start(self) -> None:
-        n = jobs.release_running(
-            self.engine, "the service restarted while the job was running",
-            self.settings.job_max_attempts,
-        )
-        if n:
-            log.warning("recovered %d job(s) left running by a previous process", n)
+    def begin(self) -> None:
         for _ in range(self.settings.workers):
             self._spawn()
         self._monitor = threading.Thread(target=self._watch, name="job-monitor", daemon=True)
@@ -61,10 +53,7 @@ class LocalRunner(JobRunner):
                 if code is None or self._stop.is_set():
                     continue
                 del self.procs[worker]
-                jobs.release_running(
-                    self.engine, f"the worker process exited with status {code}",
-                    self.settings.job_max_attempts, worker=worker,
-                )
+                self.release(f"the worker process exited with status {code}", worker)
                 log.error("worker %s exited with status %s; starting another", worker, code)
                 self._spawn()
 
@@ -78,10 +67,7 @@ class LocalRunner(JobRunner):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            jobs.release_running(
-                self.engine, "the service stopped while the job was running",
-                self.settings.job_max_attempts, worker=worker,
-            )
+            self.release("the service stopped while the job was running", worker)
         self.procs.clear()
         if self._monitor is not None:
             self._monitor.join(timeout=5)

@@ -7,20 +7,13 @@ progress or a result only while the job is still `running` under its claim.
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from app.store.tables import JobRow, ProfileRow, utcnow
+from app.store.tables import JobRow, ProfileRow, new_id, utcnow
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE = ("queued", "running")
-
-
-def new_id() -> str:
-    """A fresh random id."""
-    return uuid.uuid4().hex
 
 
 def enqueue(session: Session, spec: dict, options: dict, cache_key: str, kind: str = "profile") -> JobRow:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.store.db import writing
-from app.store.jobs import new_id
-from app.store.tables import PlanRow, ProblemRow, utcnow
+from app.store.paging import page_of
+from app.store.tables import PlanRow, ProblemRow, new_id, utcnow
 
 _PLANS, _PROBLEMS = PlanRow.__table__, ProblemRow.__table__
 _INSERT_PLAN = _PLANS.insert()
@@ -52,12 +52,7 @@ def page(
 ) -> tuple[list[PlanRow], int]:
     """Plans newest first, and how many there are in all (for this profile, if given)."""
     where = () if profile_id is None else (PlanRow.profile_id == profile_id,)
-    rows = session.scalars(
-        select(PlanRow).where(*where)
-        .order_by(PlanRow.created_at.desc(), PlanRow.id).limit(limit).offset(offset)
-    ).all()
-    total = session.scalar(select(func.count()).select_from(PlanRow).where(*where))
-    return list(rows), int(total or 0)
+    return page_of(session, PlanRow, limit, offset, *where)
 
 
 def problem_body(session: Session, problem_hash: str) -> str | None:

@@ -6,8 +6,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.store.jobs import new_id
-from app.store.tables import ProfileRow
+from app.store.paging import page_of
+from app.store.tables import ProfileRow, new_id
 
 
 def by_cache_key(session: Session, cache_key: str) -> ProfileRow | None:
@@ -34,3 +34,8 @@ def save(
             raise
         return existing
     return row
+
+
+def page(session: Session, limit: int, offset: int) -> tuple[list[ProfileRow], int]:
+    """Profiles newest first, and how many there are in all."""
+    return page_of(session, ProfileRow, limit, offset)

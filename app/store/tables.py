@@ -1,10 +1,11 @@
-"""The tables: plans, profiles, jobs and idempotency records."""
+"""The tables: plans and their problems, profiles, jobs, datasets and idempotency records."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -21,6 +22,11 @@ class UTCDateTime(TypeDecorator):
         if value is None or value.tzinfo is not None:
             return value
         return value.replace(tzinfo=UTC)
+
+
+def new_id() -> str:
+    """A fresh random id."""
+    return uuid.uuid4().hex
 
 
 def utcnow() -> datetime:
@@ -116,3 +122,18 @@ class IdempotencyRow(Base):
     body: Mapped[str | None] = mapped_column(Text, nullable=True)
     location: Mapped[str | None] = mapped_column(String(300), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DatasetRow(Base):
+    """A labelled dataset uploaded as JSONL or NPZ; `body` holds the bytes as uploaded."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    format: Mapped[str] = mapped_column(String(8))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    summary: Mapped[dict] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)

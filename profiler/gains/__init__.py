@@ -2,15 +2,12 @@
 
 * `user`: gains given by candidate id or by method (per layer), applied by `app.planning.GainSpec`;
 * `prior` (`prior.prior_gains`): a documented default when there is no data;
-* `gradient` (`gradient.gradient_scores` + `calibrate`): a zero-cost proxy from a few batches of the
-  user's data on the real model, calibrated to accuracy points by probes of whole roles (a kind of
-  module under one method), of mixtures of every role and of full fine-tuning (`pipeline`);
+* `gradient` (`gradient.estimate_gains`, on `proxy.gradient_scores` and `calibrate`): a cheap proxy from a
+  few batches of the user's data on the real model, calibrated to accuracy points by probes of whole
+  roles (a kind of module under one method), of mixtures of every role and of full fine-tuning;
 * `probe` (`probe.probe_gains`): a short fine-tune per candidate against the head-only baseline.
 
+`registry.SOURCES` lists the sources that fill a profile and `registry.fill_gains` runs one;
 `estimate.with_gains` writes estimates into a Profile: every candidate records `gain_source` and
 `gain_details`.
 """
-
-from profiler.gains.estimate import GainEstimate, with_gains
-
-__all__ = ["GainEstimate", "with_gains"]

@@ -47,8 +47,8 @@ from collections import defaultdict
 
 from pydantic import BaseModel, Field
 
+from profiler.candidates import CandidateRef, parse_id
 from profiler.gains.estimate import GainEstimate
-from profiler.locate import CandidateRef, parse_id
 
 MAX_GAP_CLOSED = 0.99  # the share of the gap to the ceiling that one role can close
 ZERO_SCORE = 1e-9  # a role whose summed score is below this share of the largest role's is worth 0
@@ -173,7 +173,9 @@ def mixtures(bundles: list[BundleSpec]) -> dict[str, list[str]]:
 
 def _factor(calibration: Calibration, fixed: list[float], scaled: list[float], measured: float) -> float:
     """γ in [0, 1] with combined(fixed + γ·scaled) = measured, by bisection (monotone in γ)."""
-    at = lambda g: calibration.combined(fixed + [g * v for v in scaled])
+    def at(g: float) -> float:
+        return calibration.combined(fixed + [g * v for v in scaled])
+
     if at(1.0) <= measured:
         return 1.0
     if at(0.0) >= measured:

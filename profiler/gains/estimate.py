@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from profiler.schema import Profile
+from solver import Strict
 
 Source = Literal["user", "prior", "gradient", "probe"]
 
 
-class GainEstimate(BaseModel):
+class GainEstimate(Strict):
     """A candidate's gain (accuracy points, >= 0), where it came from, and how it was obtained."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     gain: float = Field(ge=0)
     source: Source

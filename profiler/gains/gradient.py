@@ -1,122 +1,172 @@
-"""The gradient proxy: what each candidate's parameters can buy to first order, from a few batches.
+"""Gains from data, end to end: head-only baseline, gradient proxy on every candidate, role probes, calibration.
 
-One pass averages the loss gradient over `batches` batches of the user's data on the real
-pretrained model (with its task head already fitted, so the gradient is about the task, not a random
-head). Per candidate, the score is the first-order loss decrease an update of unit norm in its
-parameter space can buy, squared:
-
-* LoRA of rank r on a weight W: the sum of the top-r squared singular values of dL/dW (the best
-  rank-r update direction); the weight of a conv is flattened to (out, in·k·k);
-* BitFit, norm affines, bottleneck adapters (at their zero init), soft prompts: the squared norm of
-  the gradient of the parameters the method trains.
-
-Candidates that are the identity at init (all but prompts) are attached together; settings of one
-site go in separate passes. Scores are in loss² per unit parameter norm²; `calibrate` turns them
-into accuracy points.
+1. Train the head alone (the probes' baseline); with that fitted head, score every candidate by the
+   gradient proxy on a few batches (`gradient.gradient_scores`).
+2. Probe every role as a bundle at its smallest and largest setting (`calibrate.role_bundles`), the
+   mixtures of every role at one end (`calibrate.mixtures`), full fine-tuning (the ceiling), and
+   optionally a few single candidates per method spread over the proxy's ranking (only to report how
+   well the proxy ranks single candidates; they are too noisy to calibrate on).
+3. Fit the calibration on the bundles, mixtures and full fine-tuning; every candidate gets a `gradient`
+   estimate (its role's value shared by the proxy), and the probed single candidates carry their
+   probe's result in the details.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Any
+import time
+from collections.abc import Callable
 
-import torch
-from torch import nn
-from torch.nn import functional as F
+import numpy as np
+from pydantic import BaseModel, Field
 
-from profiler.locate import CandidateRef, SiteIndex, parse_id
-from profiler.methods.base import freeze
-from profiler.methods.registry import attach
-from profiler.task import Classifier, Encoded
-
-
-def squared_singular_values(grad: torch.Tensor) -> torch.Tensor:
-    """Squared singular values (descending) of a weight gradient flattened to (d_out, rest)."""
-    return torch.linalg.svdvals(grad.reshape(grad.shape[0], -1).double()) ** 2
-
-
-def lora_score(grad: torch.Tensor, rank: int) -> float:
-    """Sum of the top-`rank` squared singular values of a weight gradient (flattened to 2-D)."""
-    return float(squared_singular_values(grad)[:rank].sum())
-
-
-def _weight_grad(module: nn.Module) -> torch.Tensor:
-    """dL/dW as (d_out, d_in, ...); transformers' Conv1D stores W transposed."""
-    grad = module.weight.grad
-    assert grad is not None
-    return grad.t() if type(module).__name__ == "Conv1D" else grad
+from profiler.candidates import parse_id
+from profiler.gains.calibrate import (
+    BundleResult,
+    Calibration,
+    fit_calibration,
+    gradient_estimates,
+    mixtures,
+    role_bundles,
+)
+from profiler.gains.estimate import with_gains
+from profiler.gains.probe import ProbeResult, probe_gains, train_full
+from profiler.gains.proxy import gradient_scores, score_details
+from profiler.schema import Profile
+from profiler.training.finetune import TrainConfig, finetune
+from profiler.training.task import Task
 
 
-def _accumulate(model: Classifier, data: Encoded, batches: int, batch_size: int, seed: int) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    index = torch.randperm(len(data), generator=generator)[: batches * batch_size]
-    chunks = index.split(batch_size)
-    for chunk in chunks:
-        batch, y = data.batch(chunk)
-        (F.cross_entropy(model(batch), y) / len(chunks)).backward()
+class ProbeRow(BaseModel):
+    """A probe's candidates (one, or a role's bundle), summed proxy score and params, and what it measured."""
+
+    name: str
+    method: str = Field(description="The candidates' method, or `mixed`.")
+    role: str | None = Field(default=None, description="The role of a bundle; None for a single candidate.")
+    setting: int | None = None
+    candidates: int
+    params: int
+    score: float = Field(description="Summed raw proxy score of the candidates.")
+    points: float = Field(description="Validation accuracy gain over head only, accuracy points.")
+    val_loss_decrease: float = Field(description="Validation cross-entropy decrease over head only, nats.")
+    calibrated: float = Field(description="The calibrated gradient estimate of the same candidates, points.")
 
 
-def _passes(refs: list[CandidateRef]) -> list[list[CandidateRef]]:
-    """Non-LoRA candidates in passes: one setting per (site, method) per pass, prompts alone."""
-    passes: list[list[CandidateRef]] = []
-    counts: dict[tuple[str, str], int] = defaultdict(int)
-    for ref in refs:
-        if ref.method == "prompt_tuning":
-            passes.append([ref])
-            continue
-        k = counts[(ref.site, ref.method)]
-        counts[(ref.site, ref.method)] += 1
-        shared = [p for p in passes if p and p[0].method != "prompt_tuning"]
-        if k < len(shared):
-            shared[k].append(ref)
-        else:
-            passes.append([ref])
-    return passes
+class Ranking(BaseModel):
+    """Spearman correlations of the raw proxy with what probes measured, within one method."""
+
+    method: str
+    probes: int
+    points: float | None = Field(description="Against accuracy gains.")
+    loss: float | None = Field(description="Against validation-loss decreases.")
 
 
-def gradient_scores(model: Classifier, candidate_ids: list[str], data: Encoded, batches: int = 4,
-                    batch_size: int = 32, seed: int = 0) -> dict[str, float]:
-    """The proxy score of each candidate id (see the module docstring); the model is left as it was."""
-    encoder = model.encoder
-    freeze(model)
-    refs = [parse_id(cid) for cid in candidate_ids]
-    sample = data.batch(torch.arange(min(len(data), 2)))[0]
-    index = SiteIndex(encoder, sample)
-    scores: dict[str, float] = {}
-    lora = [r for r in refs if r.method == "lora"]
-    if lora:
-        modules = {r.site: encoder.get_submodule(r.site) for r in lora}
-        for m in modules.values():
-            m.weight.requires_grad_(True)
-        try:
-            _accumulate(model, data, batches, batch_size, seed)
-            spectra = {site: squared_singular_values(_weight_grad(m)) for site, m in modules.items()}
-            for r in lora:
-                assert r.setting is not None
-                scores[r.id] = float(spectra[r.site][: r.setting].sum())
-        finally:
-            for m in modules.values():
-                m.weight.grad = None
-            freeze(model)
-    for group in _passes([r for r in refs if r.method != "lora"]):
-        attachments = {r.id: attach(encoder, index.site_for(r), r.method, r.setting) for r in group}
-        try:
-            for att in attachments.values():
-                for p in att.parameters():
-                    p.requires_grad_(True)
-            _accumulate(model, data, batches, batch_size, seed)
-            for cid, att in attachments.items():
-                scores[cid] = float(sum(float((p.grad.double() ** 2).sum()) for p in att.parameters() if p.grad is not None))
-        finally:
-            for att in reversed(list(attachments.values())):
-                for p in att.parameters():
-                    p.grad = None
-                att.detach()
-            freeze(model)
-    return {cid: scores[cid] for cid in candidate_ids}
+class GainReport(BaseModel):
+    """How the gains were estimated, how long it took, and how well the proxy ranks the probes."""
+
+    baseline_accuracy: float
+    baseline_loss: float
+    gradient_s: float
+    probe_s: float
+    probe_config: TrainConfig
+    calibration: Calibration
+    full_points: float = Field(description="Full fine-tuning's accuracy gain over head only (the ceiling's probe).")
+    full_loss_decrease: float = Field(description="Full fine-tuning's validation-loss decrease, nats.")
+    bundles: list[ProbeRow]
+    mixtures: list[ProbeRow] = Field(description="Every role at its smallest / largest setting, trained together.")
+    probes: list[ProbeRow] = Field(description="Single-candidate probes (reporting only).")
+    bundle_rankings: list[Ranking] = Field(description="Proxy vs role bundles, per method with >= 3 bundles.")
+    single_rankings: list[Ranking] = Field(description="Proxy vs single-candidate probes, per method.")
 
 
-def score_details(batches: int, batch_size: int, seed: int) -> dict[str, Any]:
-    """What a gradient score rests on (recorded in each estimate)."""
-    return {"batches": batches, "batch_size": batch_size, "seed": seed,
-            "score": "top-r squared singular values of dL/dW (LoRA); squared gradient norm (others)"}
+def spearman(a: list[float], b: list[float]) -> float | None:
+    """Spearman rank correlation with average ranks for ties; None with < 3 pairs or a constant side."""
+    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
+        return None
+
+    def ranks(values: list[float]) -> np.ndarray:
+        x = np.asarray(values, dtype=float)
+        order = np.argsort(x, kind="stable")
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x), dtype=float)
+        for v in np.unique(x):  # average the ranks of ties
+            r[x == v] = r[x == v].mean()
+        return r
+
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
+
+
+def rankings(rows: list[ProbeRow], minimum: int = 3) -> list[Ranking]:
+    """Per method with at least `minimum` rows: Spearman of the raw score against points and against loss."""
+    by_method: dict[str, list[ProbeRow]] = {}
+    for r in rows:
+        by_method.setdefault(r.method, []).append(r)
+    return [Ranking(method=m, probes=len(rs), points=spearman([r.score for r in rs], [r.points for r in rs]),
+                    loss=spearman([r.score for r in rs], [r.val_loss_decrease for r in rs]))
+            for m, rs in by_method.items() if len(rs) >= minimum]
+
+
+def stratified(ids: list[str], scores: dict[str, float], k: int) -> list[str]:
+    """k ids spread evenly over the ranking of their scores (the top one when k is 1, none when k is 0)."""
+    if k <= 0:
+        return []
+    ranked = sorted(ids, key=lambda i: scores[i])
+    if k >= len(ranked):
+        return ranked
+    return [ranked[round(j * (len(ranked) - 1) / (k - 1))] for j in range(k)] if k > 1 else ranked[-1:]
+
+
+def estimate_gains(task: Task, profile: Profile, config: TrainConfig, *, singles: dict[str, int] | None = None,
+                   batches: int = 4, batch_size: int = 32, workers: int = 1,
+                   progress: Callable[[str], None] | None = None) -> tuple[Profile, GainReport]:
+    """The profile with calibrated gradient gains on every candidate, and the report of how they were made.
+
+    `singles` (method -> k) adds k single-candidate probes per method, for the report only.
+    """
+    say = progress or (lambda message: None)
+    model = task.classifier(config.seed)
+    baseline = finetune(model, {}, task.train, task.validation, config)
+    say(f"head-only baseline {100 * baseline.accuracy:.2f} %")
+    start = time.perf_counter()
+    scores = gradient_scores(model, [c.id for c in profile.candidates], task.train, batches, batch_size, config.seed)
+    gradient_s = time.perf_counter() - start
+    say(f"gradient scores for {len(scores)} candidates in {gradient_s:.1f} s")
+    bundles, zero_roles = role_bundles(scores)
+    single_ids = [cid for method, k in (singles or {}).items()
+                  for cid in stratified([c.id for c in profile.candidates if c.method == method], scores, k)]
+    mixed = mixtures(bundles)
+    probes = {b.name: b.candidates for b in bundles} | mixed | {cid: [cid] for cid in single_ids}
+    say(f"probing {len(bundles)} role bundles, {len(mixed)} mixtures and {len(single_ids)} single candidates")
+    start = time.perf_counter()
+    results = probe_gains(task, probes, config, workers, baseline, progress=lambda d, n: say(f"probe {d}/{n}"))
+    full = ProbeResult(candidates=[], run=train_full(task, config), baseline_accuracy=baseline.accuracy,
+                       baseline_loss=baseline.val_loss)
+    probe_s = time.perf_counter() - start
+    say(f"full fine-tuning {100 * full.run.accuracy:.2f} %")
+
+    def measured(probe: ProbeResult, role: str, setting: int | None = None) -> BundleResult:
+        return BundleResult(role=role, setting=setting, points=probe.points, loss_decrease=probe.loss_decrease)
+
+    calibration = fit_calibration([measured(results[b.name], b.role, b.setting) for b in bundles],
+                                  measured(full, "full fine-tuning"),
+                                  {name: measured(results[name], name) for name in mixed}, zero_roles)
+    estimates = gradient_estimates(scores, calibration, score_details(batches, batch_size, config.seed))
+    for cid in single_ids:
+        estimates[cid].details["probe"] = results[cid].estimate().details
+    params = {c.id: c.params for c in profile.candidates}
+
+    def row(name: str, role: str | None = None, setting: int | None = None) -> ProbeRow:
+        r = results[name]
+        methods = {parse_id(c).method for c in r.candidates}
+        return ProbeRow(name=name, method=methods.pop() if len(methods) == 1 else "mixed", role=role, setting=setting,
+                        candidates=len(r.candidates), params=sum(params[c] for c in r.candidates),
+                        score=sum(scores[c] for c in r.candidates), points=r.points, val_loss_decrease=r.loss_decrease,
+                        calibrated=sum(estimates[c].gain for c in r.candidates))
+
+    bundle_rows = [row(b.name, b.role, b.setting) for b in bundles]
+    single_rows = [row(cid) for cid in single_ids]
+    report = GainReport(
+        baseline_accuracy=baseline.accuracy, baseline_loss=baseline.val_loss, gradient_s=gradient_s, probe_s=probe_s,
+        probe_config=config, calibration=calibration, full_points=full.points,
+        full_loss_decrease=full.loss_decrease, bundles=bundle_rows, mixtures=[row(name) for name in mixed], probes=single_rows,
+        bundle_rankings=rankings(bundle_rows), single_rankings=rankings(single_rows))
+    return with_gains(profile, estimates), report

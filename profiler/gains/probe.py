@@ -17,10 +17,10 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 from pydantic import BaseModel
 
-from profiler.apply import apply_plan
-from profiler.finetune import TrainConfig, TrainResult, finetune
 from profiler.gains.estimate import GainEstimate
-from profiler.task import Task
+from profiler.methods.apply import apply_plan
+from profiler.training.finetune import TrainConfig, TrainResult, finetune
+from profiler.training.task import Task
 
 
 class ProbeResult(BaseModel):
@@ -96,7 +96,7 @@ def probe_gains(task: Task, probes: dict[str, list[str]], config: TrainConfig, w
         try:
             with ProcessPoolExecutor(workers, mp_context=context) as pool:
                 jobs = [(probes[name], config, threads) for name in names]
-                for done, (name, run) in enumerate(zip(names, pool.map(_probe_in_worker, jobs)), 1):
+                for done, (name, run) in enumerate(zip(names, pool.map(_probe_in_worker, jobs), strict=True), 1):
                     results[name] = run
                     if progress:
                         progress(done, len(names))

@@ -1,6 +1,6 @@
-"""Adapter methods, one module each, and their registry (see `registry` for the attach API)."""
+"""Adapter methods, one module each, their registry, and applying and exporting a plan."""
 
-from profiler.methods.base import Attachment, Method, Site, freeze
+from profiler.methods.base import Attachment, Method, freeze
 from profiler.methods.registry import attach, get_method, list_methods
 
-__all__ = ["Attachment", "Method", "Site", "attach", "freeze", "get_method", "list_methods"]
+__all__ = ["Attachment", "Method", "attach", "freeze", "get_method", "list_methods"]

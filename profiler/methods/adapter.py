@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from profiler.methods.base import Attachment, Method, Site, add_child, like
+from profiler.measure.tensors import TensorSpec
+from profiler.methods.base import Attachment, Method, add_child, like
 from profiler.schema import MethodInfo
-from profiler.tensors import TensorSpec
+from profiler.sites import Site
 
 ATTR = "peft_adapter"
 

@@ -1,35 +1,17 @@
-"""What every method builds on: the `Site` it attaches to, the `Attachment` it returns, the `Method` base."""
+"""What every method builds on: the `Attachment` it returns and the `Method` base (sites: `profiler.sites`)."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from profiler.measure.tensors import TensorSpec
 from profiler.schema import MethodInfo
-from profiler.tensors import TensorSpec
-
-
-@dataclass(frozen=True)
-class Site:
-    """A place a method can attach: a module path, its kind, layer index and recorded shapes.
-
-    kind: "linear" (Linear / transformers Conv1D), "conv" (Conv2d, groups 1), "bias", "norm",
-    "embedding" (input token embedding), "adapter" (output of a layer's attention or MLP block).
-    """
-
-    path: str
-    kind: str
-    layer: int | None
-    module_type: str
-    in_spec: TensorSpec | None
-    out_spec: TensorSpec | None
-    dims: dict[str, Any] = field(default_factory=dict)
-    position: str | None = None
+from profiler.sites import Site
 
 
 class Attachment:
@@ -92,7 +74,7 @@ def unfreeze(params: list[nn.Parameter]) -> Callable[[], None]:
         p.requires_grad_(True)
 
     def undo() -> None:
-        for p, flag in zip(params, before):
+        for p, flag in zip(params, before, strict=True):
             p.requires_grad_(flag)
 
     return undo

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from profiler.methods.base import Attachment, Method, Site, unfreeze
+from profiler.methods.base import Attachment, Method, unfreeze
 from profiler.schema import MethodInfo
+from profiler.sites import Site
 
 
 class BitFit(Method):

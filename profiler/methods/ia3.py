@@ -8,7 +8,7 @@ Qwen/Gemma `down_proj`, OPT/BART/Phi `fc2`, T5 `wo`, Mixtral `w2`, Falcon/BLOOM/
 `dense_4h_to_h`, GPT-J `fc_out`) and it is not inside attention (no "attn"/"attention" in the
 path: BERT's `attention.output.dense` and GPT-2's `attn.c_proj` scale their output). Every
 other site scales its OUTPUT (a vector of d_out; the bias is scaled with it). The rule reads
-only the path, so `profiler.export` writes the same choice into peft's `feedforward_modules`
+only the path, so `profiler.methods.export` writes the same choice into peft's `feedforward_modules`
 from candidate ids alone. The vector starts at ones: at init the model is unchanged.
 
 Costs over T tokens: forward adds one multiply per element of the scaled activation (T·d);
@@ -24,9 +24,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from profiler.methods.base import Attachment, Method, Site, add_child, like
+from profiler.measure.tensors import TensorSpec
+from profiler.methods.base import Attachment, Method, add_child, like
 from profiler.schema import MethodInfo
-from profiler.tensors import TensorSpec
+from profiler.sites import ATTENTION, Site
 
 ATTR = "peft_ia3"
 FEEDFORWARD = ("output.dense", "mlp.c_proj", "down_proj", "fc2", "wo", "w2", "dense_4h_to_h", "fc_out")
@@ -34,9 +35,6 @@ FEEDFORWARD = ("output.dense", "mlp.c_proj", "down_proj", "fc2", "wo", "w2", "de
 
 def scales_input(path: str) -> bool:
     """Whether (IA)^3 at module `path` scales the module's input (an MLP down-projection) rather than its output."""
-    # imported here: profiler.sites imports the methods package, whose registry imports this module
-    from profiler.sites import ATTENTION
-
     if ATTENTION.search(path):
         return False
     return any(path == name or path.endswith("." + name) for name in FEEDFORWARD)

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from profiler.methods.base import Attachment, Method, Site, add_child, like
+from profiler.methods.base import Attachment, Method, add_child, like
 from profiler.schema import MethodInfo
+from profiler.sites import Site
 
 ATTR = "peft_lora"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from profiler.methods.base import Attachment, Method, Site, add_child, unfreeze
+from profiler.methods.base import Attachment, Method, add_child, unfreeze
 from profiler.schema import MethodInfo
+from profiler.sites import Site
 
 ATTR = "peft_affine"
 

@@ -7,8 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from profiler.methods.base import Attachment, Method, Site, add_child, like
+from profiler.methods.base import Attachment, Method, add_child, like
 from profiler.schema import MethodInfo
+from profiler.sites import Site
 
 ATTR = "peft_prompt"
 

@@ -21,13 +21,14 @@ from torch import nn
 
 from profiler.errors import ProfileError
 from profiler.methods.adapter import Adapter
-from profiler.methods.base import Attachment, Method, Site
+from profiler.methods.base import Attachment, Method
 from profiler.methods.bitfit import BitFit
 from profiler.methods.ia3 import Ia3
 from profiler.methods.lora import Lora
 from profiler.methods.norm_affine import NormAffine
 from profiler.methods.prompt_tuning import PromptTuning
 from profiler.schema import MethodInfo
+from profiler.sites import Site
 
 _METHODS: dict[str, Method] = {m.name: m for m in (Lora(), Adapter(), BitFit(), NormAffine(), PromptTuning(), Ia3())}
 

@@ -1,1 +1,1 @@
-"""Small model definitions written in plain torch (no torchvision)."""
+"""Models to profile: the built-in catalog, building from a spec (meta device), small torch-code models."""

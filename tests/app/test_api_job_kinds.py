@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session
 
-from app.jobs.kind import Watch
+from app.jobs.kinds.base import Watch
 from app.main import create_app
 from app.settings import Settings
 from app.store import create_store_engine, init_db, jobs

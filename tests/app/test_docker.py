@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 from dockerfile_parse import DockerfileParser
-
 from test_api_restart import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from profiler.data.dataset import Dataset
-from profiler.task import Task, make_task
+from profiler.training.datasets import Dataset
+from profiler.training.task import Task, make_task
 from tests.profiler.conftest import TINY_BERT, real_model
 
 # 12 layers, so that layer 1 and layer 11 paths test peft's regex pitfalls.

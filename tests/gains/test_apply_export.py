@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
-from profiler.apply import apply_plan
 from profiler.errors import ProfileError
-from profiler.export import export_plan, save_export
+from profiler.methods.apply import apply_plan
+from profiler.methods.export import export_plan, save_export
 
 H, I = 16, 24  # DEEP_BERT hidden and intermediate sizes
 
@@ -51,7 +51,7 @@ def test_apply_plan_rejects_two_settings_of_one_site_and_unknown_sites(deep_bert
 def peft_trainable(model: torch.nn.Module, config: dict) -> tuple[int, torch.nn.Module]:
     from peft import get_peft_model
 
-    from profiler.export import peft_config
+    from profiler.methods.export import peft_config
 
     peft_model = get_peft_model(copy.deepcopy(model), peft_config(config))
     return trainable(peft_model), peft_model

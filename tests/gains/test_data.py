@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from profiler.data import DatasetError, parse_jsonl, parse_npz
+from profiler.training.datasets import DatasetError, parse_jsonl, parse_npz
 
 
 def jsonl(rows: list[object]) -> bytes:
@@ -86,7 +86,7 @@ def test_npz_rejects_garbage_and_pickles() -> None:
 def test_user_task_from_a_model_directory(tmp_path) -> None:
     from transformers import BertTokenizer
 
-    from profiler.task import user_task
+    from profiler.training.task import user_task
     from tests.gains.conftest import toy_texts
     from tests.profiler.conftest import TINY_BERT, real_model
 

@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from profiler.apply import apply_plan
-from profiler.data.dataset import Dataset
-from profiler.finetune import DEFAULT_LR, TrainConfig, finetune
+from profiler.candidates import parse_id
 from profiler.gains.calibrate import (
     LARGEST,
     SMALLEST,
@@ -22,8 +20,10 @@ from profiler.gains.calibrate import (
 from profiler.gains.estimate import GainEstimate, with_gains
 from profiler.gains.prior import prior_gain, prior_gains
 from profiler.gains.probe import probe_gains, train_full
-from profiler.locate import parse_id
-from profiler.task import Task, make_task
+from profiler.methods.apply import apply_plan
+from profiler.training.datasets import Dataset
+from profiler.training.finetune import DEFAULT_LR, TrainConfig, finetune
+from profiler.training.task import Task, make_task
 from tests.app.service_helpers import synthetic_profile
 
 Q = "encoder.layer.1.attention.self.query"
@@ -167,7 +167,7 @@ def test_prior_is_documented_and_recorded_on_every_candidate() -> None:
 
 
 def test_validation_reports_realized_next_to_predicted(tiny_task: Task) -> None:
-    from profiler.validate import validate_plan
+    from profiler.training.validate import validate_plan
 
     report = validate_plan(tiny_task, [f"{Q}:lora:r2"], TrainConfig(steps=2, batch_size=8), seeds=2,
                            predicted_points=1.5)
@@ -179,7 +179,7 @@ def test_validation_reports_realized_next_to_predicted(tiny_task: Task) -> None:
 
 def test_estimate_gains_records_a_calibrated_gradient_gain_on_every_candidate(tiny_task: Task) -> None:
     from profiler import ModelSpec, ProfileOptions, profile_model
-    from profiler.gains.pipeline import estimate_gains
+    from profiler.gains.gradient import estimate_gains
     from tests.profiler.conftest import TINY_BERT
 
     options = ProfileOptions(methods=["lora", "bitfit"], ranks=[1, 2], batch_size=2, seq_len=8, repeats=1, warmup=0,
@@ -206,7 +206,7 @@ def test_estimate_gains_records_a_calibrated_gradient_gain_on_every_candidate(ti
 
 
 def test_spearman_matches_scipy() -> None:
-    from profiler.gains.pipeline import spearman
+    from profiler.gains.gradient import spearman
 
     scipy_stats = pytest.importorskip("scipy.stats")
     a, b = [1.0, 2.0, 2.0, 5.0, 3.0], [0.3, 0.1, 0.4, 0.9, 0.9]
@@ -215,7 +215,7 @@ def test_spearman_matches_scipy() -> None:
 
 
 def test_single_probes_spread_over_the_proxy_ranking() -> None:
-    from profiler.gains.pipeline import stratified
+    from profiler.gains.gradient import stratified
 
     scores = {"a": 5.0, "b": 1.0, "c": 3.0, "d": 2.0, "e": 4.0}
     assert stratified(list(scores), scores, 3) == ["b", "c", "a"]  # lowest, median, highest

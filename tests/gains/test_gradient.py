@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from profiler.gains.gradient import gradient_scores, lora_score
-from profiler.task import Task
+from profiler.gains.proxy import gradient_scores, lora_score
+from profiler.training.task import Task
 
 Q = "encoder.layer.1.attention.self.query"
 

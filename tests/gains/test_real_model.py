@@ -11,11 +11,11 @@ pytest.importorskip("peft")
 
 from app.planning import problem_from_profile
 from profiler import ModelSpec, ProfileOptions, profile_model
-from profiler.apply import apply_plan
-from profiler.export import export_plan, peft_config
 from profiler.gains.estimate import with_gains
 from profiler.gains.prior import prior_gains
-from profiler.task import load_encoder, minilm_path
+from profiler.methods.apply import apply_plan
+from profiler.methods.export import export_plan, peft_config
+from profiler.training.task import load_encoder, minilm_path
 from solver import solve
 
 pytestmark = pytest.mark.slow

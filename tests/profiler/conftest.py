@@ -18,8 +18,9 @@ TINY_LLAMA = {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64, 
 
 def real_model(config: dict) -> torch.nn.Module:
     """A CPU model with random weights from a config dict, eval mode, frozen."""
-    from profiler.build import hf_config
     from transformers import AutoModel
+
+    from profiler.models.build import hf_config
 
     torch.manual_seed(0)
     return AutoModel.from_config(hf_config(config), attn_implementation="sdpa").eval().requires_grad_(False)

@@ -5,7 +5,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from profiler.flops import MAC_OPS, dispatch_counter, forward_flops
+from profiler.measure.flops import MAC_OPS, dispatch_counter, forward_flops
 from profiler.methods.adapter import Bottleneck
 from profiler.methods.lora import LoraLinear
 from tests.profiler.conftest import TINY_BERT, real_model

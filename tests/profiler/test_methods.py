@@ -7,16 +7,15 @@ import torch
 from torch.nn import functional as F
 
 from profiler import ModelSpec, ProfileOptions, profile_model
-from profiler.flops import forward_flops
-from profiler.layers import find_layers
-from profiler.measure import measure_site
+from profiler.measure.flops import forward_flops
+from profiler.measure.isolated import measure_site
+from profiler.measure.tensors import TensorSpec
+from profiler.measure.trace import record
+from profiler.measure.units import RunSettings, SiteUnit
 from profiler.methods import attach, get_method, list_methods
-from profiler.methods.base import Site, freeze
+from profiler.methods.base import freeze
 from profiler.models.cnn import SmallCNN
-from profiler.sites import find_sites
-from profiler.tasks import RunSettings, SiteTask
-from profiler.tensors import TensorSpec
-from profiler.trace import record
+from profiler.sites import Site, find_layers, find_sites
 from tests.profiler.conftest import TINY_BERT, TINY_GPT2, real_model
 
 
@@ -248,11 +247,11 @@ def test_ia3_input_side_after_the_last_layer_pays_the_input_gradient():
                 {"d_in": 24, "d_out": 16})
     host, spec = get_method("ia3").host(site, torch.nn.Linear(24, 16))
     run = RunSettings("cpu", "float32", repeats=1, warmup=0, seed=0, threads=1)
-    cost = measure_site(SiteTask("k", "ia3", [None], host, site, spec, run)).costs[None]
+    cost = measure_site(SiteUnit("k", "ia3", [None], host, site, spec, run)).costs[None]
     tokens = 10
     assert cost.inference_flops == tokens * 24
     assert cost.backward_flops == 2 * tokens * 24 * 16 + 2 * tokens * 24  # dL/dx through W, then dL/dl
     inside = replace(site, layer=0)
     host, spec = get_method("ia3").host(inside, torch.nn.Linear(24, 16))
-    cost = measure_site(SiteTask("k", "ia3", [None], host, inside, spec, run)).costs[None]
+    cost = measure_site(SiteUnit("k", "ia3", [None], host, inside, spec, run)).costs[None]
     assert cost.inference_flops == tokens * 24 and cost.backward_flops == 2 * tokens * 24

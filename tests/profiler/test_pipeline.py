@@ -7,9 +7,9 @@ import torch
 
 from app.cli import main
 from profiler import Cancelled, ModelSpec, ProfileError, ProfileOptions, profile_model
-from profiler.flops import dispatch_counter, forward_flops
+from profiler.measure.flops import dispatch_counter, forward_flops
 from profiler.methods import attach
-from solver.problem import Candidate, LayerCost
+from app.planning import problem_from_profile
 from tests.profiler.conftest import TINY_BERT, TINY_GPT2, TINY_LLAMA, real_model
 
 FAST = {"repeats": 1, "warmup": 1, "batch_size": 2, "seq_len": 12, "threads": 1}
@@ -26,11 +26,12 @@ def test_every_candidate_costs_something_and_fits_the_solver(bert_profile):
     assert {c.method for c in p.candidates} == {"lora", "adapter", "bitfit", "norm_affine", "prompt_tuning"}
     for c in p.candidates:
         assert c.params > 0 and c.flops > 0 and c.train_step_ms > 0, c.id
-        Candidate.model_validate({**p.problem_candidates()[p.candidates.index(c)], "gain": 1.0})
-    for layer in p.problem_layers():
-        LayerCost.model_validate(layer)
+    problem = problem_from_profile(p, {"params": "100%"}, gains={"methods": {c.method: 1.0 for c in p.candidates}})
+    assert [(c.id, c.params, c.flops, c.memory_bytes) for c in problem.candidates] == [
+        (c.id, c.params, c.flops, c.memory_bytes) for c in p.candidates]
+    assert [(la.index, la.backward_flops) for la in problem.layers] == [(la.index, la.backward_flops) for la in p.layers]
     assert len({c.id for c in p.candidates}) == len(p.candidates)
-    assert p.timings.num_tasks < len(p.candidates) / 3
+    assert p.timings.num_units < len(p.candidates) / 3
 
 
 def test_analytic_params_and_forward_flops(bert_profile):
@@ -75,9 +76,8 @@ def test_isolated_measurements_agree_with_whole_model(bert_profile):
 
 
 def _sites(model, ids):
-    from profiler.layers import find_layers
-    from profiler.sites import find_sites
-    from profiler.trace import record
+    from profiler.measure.trace import record
+    from profiler.sites import find_layers, find_sites
 
     return {(s.path, s.kind): s for s in find_sites(model, find_layers(model), record(model, (), {"input_ids": ids}))}
 
@@ -156,15 +156,15 @@ def test_local_directory_and_cli(tmp_path, capsys):
 def test_tasks_and_measurements_pickle_for_remote_runners():
     import pickle
 
-    from profiler.pipeline import assemble, measure, prepare
+    from profiler.measure.stages import assemble, measure, prepare
 
     prepared = prepare(ModelSpec(config=TINY_BERT), ProfileOptions(**FAST, methods=["lora", "bitfit"], ranks=[4]))
-    results = [pickle.loads(pickle.dumps(measure(prepared, pickle.loads(pickle.dumps(t))))) for t in prepared.tasks]
+    results = [pickle.loads(pickle.dumps(measure(prepared, pickle.loads(pickle.dumps(t))))) for t in prepared.units]
     assert len(assemble(prepared, results).candidates) == len(prepared.candidates)
 
 
 def test_timings_lost_in_noise_are_estimated_from_flops_not_zeroed():
-    from profiler.pipeline import _fill_noise
+    from profiler.measure.stages import _fill_noise
 
     rate = {"inference_flops": 2e-9, "flops": 3e-9}
     costs = {"latency_ms": -0.4, "inference_flops": 1e6, "train_step_ms": 0.0, "flops": 4e6}

@@ -26,6 +26,6 @@ def test_options_reject_bad_values_naming_the_field(field, value):
 
 
 def test_schema_and_catalog_import_without_torch():
-    code = ("import sys, profiler, profiler.schema; from profiler.catalog import list_models; "
+    code = ("import sys, profiler, profiler.schema; from profiler.models.catalog import list_models; "
             "assert len(list_models()) >= 6; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

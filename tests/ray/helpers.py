@@ -66,7 +66,7 @@ def task_pids(job_id: str) -> dict[int, str]:
 
 
 def last_task(engine: Engine, job_id: str, timeout: float) -> str:
-    """The name of the job's last measurement task (its layer measurement), once the job knows its tasks."""
+    """The name of the job's last measurement unit (its layer measurement), once the job knows its tasks."""
     row = wait_job(engine, job_id, lambda r: r.total is not None or r.state not in ("queued", "running"), timeout)
     assert row.total, f"the job has no tasks: {row.state} {row.error}"
     return f"peft-planner:measure:{job_id}:{row.total - 1}"

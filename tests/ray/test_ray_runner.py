@@ -8,14 +8,16 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from app.jobs.local import LocalRunner
-from app.jobs.ray import RayRunner, RaySettings
-from app.jobs.runner import create_runner
-from app.settings import Settings
-from app.store import create_store_engine, init_db, jobs
-from app.store.tables import JobRow, ProfileRow
-from profiler.schema import Profile
-from tests.ray.helpers import (
+pytest.importorskip("ray")  # the `ray` extra; without it these tests are skipped
+
+from app.jobs import create_runner  # noqa: E402
+from app.jobs.local import LocalRunner  # noqa: E402
+from app.jobs.ray_runner import RayRunner, RaySettings  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from app.store import create_store_engine, init_db, jobs  # noqa: E402
+from app.store.tables import JobRow, ProfileRow  # noqa: E402
+from profiler.schema import Profile  # noqa: E402
+from tests.ray.helpers import (  # noqa: E402
     OPTIONS,
     SLOW_BERT,
     SLOW_OPTIONS,
@@ -29,7 +31,6 @@ from tests.ray.helpers import (
     wait_task,
 )
 
-pytest.importorskip("ray")  # the `ray` extra; without it these tests are skipped
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_instance")]
 FINAL = ("succeeded", "failed", "cancelled")
 
@@ -62,7 +63,7 @@ def identity(profile: Profile) -> dict:
         "candidates": [{k: getattr(c, k) for k in keys} for c in profile.candidates],
         "layers": [(la.index, la.path, la.forward_flops, la.backward_flops, la.memory_bytes)
                    for la in profile.layers],
-        "num_tasks": profile.timings.num_tasks,
+        "num_units": profile.timings.num_units,
     }
 
 
@@ -78,7 +79,7 @@ def test_ray_and_local_runners_give_the_same_profile(settings: Settings, engine:
     ray_profile, local_profile = stored_profile(engine, on_ray), stored_profile(local_engine, local)
     assert identity(ray_profile) == identity(local_profile)
     assert len(ray_profile.candidates) > 10 and ray_profile.timings.measure_s > 0
-    assert on_ray.done == on_ray.total == local.total == ray_profile.timings.num_tasks
+    assert on_ray.done == on_ray.total == local.total == ray_profile.timings.num_units
     local_engine.dispose()
 
 

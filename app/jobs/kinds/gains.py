@@ -1,0 +1,47 @@
+"""Gains jobs: fill a stored profile's gains (prior, gradient or probe) into a new profile.
+
+The new profile has the same candidates and costs, each with `gain`, `gain_source` and
+`gain_details`; a `gradient` job's result is the `GainReport` (calibration, probes, rankings); a
+`probe` job's details per candidate hold its run (seed, steps, both accuracies).
+The new profile's cache key derives from the job id, so a job re-run after a crash finds the
+profile it stored before instead of storing a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from app.jobs.kinds.base import JobOutput, Watch, save_profile
+from app.jobs.kinds.training import load_task
+from app.jobs.specs import GainsJob
+from app.settings import Settings
+from app.store.tables import JobRow, ProfileRow
+from profiler.errors import ProfileError
+from profiler.gains.registry import SOURCES, fill_gains
+from profiler.schema import Profile
+
+
+def _source_profile(engine: Engine, profile_id: str) -> Profile:
+    with Session(engine) as session:
+        row = session.get(ProfileRow, profile_id)
+        if row is None:
+            raise ProfileError(f"profile {profile_id!r} no longer exists")
+        return Profile.model_validate_json(row.body)
+
+
+def run_gains(engine: Engine, job: JobRow, _settings: Settings, watch: Watch) -> JobOutput:
+    """Estimate the gains the job asks for and store the profile carrying them."""
+    spec = GainsJob.model_validate(job.spec)
+    profile = _source_profile(engine, spec.profile_id)
+    task = None
+    if SOURCES[spec.source].needs_task:
+        assert spec.task is not None  # GainsRequest requires it for sources that train
+        watch.note("loading the task")
+        task = load_task(engine, spec.task)
+    gained, report = fill_gains(profile, spec.source, task, spec.train, spec.workers, progress=watch.note)
+    key = hashlib.sha256(f"gains:{job.id}".encode()).hexdigest()
+    result = None if report is None else report.model_dump(mode="json")
+    return JobOutput(profile_id=save_profile(engine, key, gained), result=result)

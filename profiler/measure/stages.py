@@ -1,0 +1,306 @@
+"""The profiler in three stages, so a runner can fan `measure` out: prepare -> measure (per unit) -> assemble.
+
+`prepare` builds the model (meta device where possible), records every module's input shapes from one
+traced forward pass, lists sites and candidates, and groups candidates into unique measurement units:
+candidates sharing (method, host module shape, input shape, dtype, device) are one unit.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from profiler.errors import ProfileError
+from profiler.measure.flops import FlopCount, forward_flops
+from profiler.measure.isolated import measure_layer, measure_site
+from profiler.measure.trace import Trace, record
+from profiler.measure.units import (
+    LayerMeasurement,
+    LayerUnit,
+    Measurement,
+    RunSettings,
+    SiteMeasurement,
+    SiteUnit,
+    Unit,
+    signature,
+    unit_key,
+)
+from profiler.methods.base import Method, freeze
+from profiler.methods.registry import get_method
+from profiler.models.build import Built, build, max_tokens
+from profiler.schema import (
+    ModelInfo,
+    ModelSpec,
+    Profile,
+    ProfileCandidate,
+    ProfileLayer,
+    ProfileOptions,
+    ProfileTimings,
+)
+from profiler.sites import Site, find_layers, find_sites
+
+MEMORY_FRACTION = 0.5  # a model is materialized for tracing only if its weights fit in this share of memory
+
+
+@dataclass
+class PlannedCandidate:
+    """A candidate before measurement: identity, exact params, and which unit (and setting) measures it."""
+
+    id: str
+    method: str
+    group: str | None
+    layer: int | None
+    site: Site
+    setting: int | None
+    config: dict[str, Any]
+    params: int
+    unit: str
+
+
+@dataclass
+class Prepared:
+    """Everything `measure` and `assemble` need; `units` are picklable and independent."""
+
+    spec: ModelSpec
+    options: ProfileOptions
+    run: Any
+    info: ModelInfo
+    tokens: int
+    inputs: dict[str, list[int]]
+    layer_paths: list[str]
+    layer_units: list[str]
+    candidates: list[PlannedCandidate]
+    units: list[Unit]
+    uncounted_ops: dict[str, int] = field(default_factory=dict)
+    prepare_s: float = 0.0
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when available else "cpu"; ProfileError if CUDA is asked for but absent."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ProfileError("device cuda requested but CUDA is not available")
+    return device
+
+
+def _fits(num_params: int, device: str) -> bool:
+    need = 4 * num_params
+    if device == "cuda":
+        return need < MEMORY_FRACTION * torch.cuda.mem_get_info()[0]
+    import os
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return need < MEMORY_FRACTION * total
+
+
+@dataclass
+class _Traced:
+    built: Built
+    trace: Trace
+    longer: dict[int, Trace]
+    flops: FlopCount
+
+
+def _trace_on(spec: ModelSpec, options: ProfileOptions, device: str, attention: str | None,
+              extra: list[int], built: Built | None = None) -> _Traced:
+    built = built or build(spec, device, attention)
+    dev = torch.device(device)
+    args, kwargs = built.inputs(options.batch_size, options.seq_len, dev)
+    if attention == "eager" and built.text:
+        kwargs["attention_mask"] = torch.ones_like(kwargs["input_ids"])
+    trace = record(built.model, args, kwargs)
+    flops = forward_flops(built.model, args, kwargs)
+    longer = {}
+    for m in extra:
+        a, kw = built.inputs(options.batch_size, options.seq_len + m, dev)
+        if "attention_mask" in kwargs:
+            kw["attention_mask"] = torch.ones_like(kw["input_ids"])
+        longer[m] = record(built.model, a, kw)
+    return _Traced(built, trace, longer, flops)
+
+
+def _trace(spec: ModelSpec, options: ProfileOptions, device: str, extra: list[int]) -> _Traced:
+    """Trace on meta (shapes only), then on meta with eager attention, then materialized if it fits."""
+    errors = []
+    meta = build(spec, "meta")
+    params = sum(p.numel() for p in meta.model.parameters())
+    attempts = [("meta", "sdpa"), ("meta", "eager")] + ([(device, "sdpa")] if _fits(params, device) else [])
+    for dev, attention in attempts:
+        try:
+            return _trace_on(spec, options, dev, attention, extra, meta if (dev, attention) == ("meta", "sdpa") else None)
+        except ProfileError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - each attempt may fail in model code; the last error is reported
+            errors.append(f"{dev}/{attention}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+    raise ProfileError(f"cannot trace {spec.label()} ({params:,} params): " + "; ".join(errors))
+
+
+def _check_shape(spec: ModelSpec, options: ProfileOptions, extra: list[int]) -> None:
+    limit = max_tokens(spec)
+    longest = options.seq_len + max(extra, default=0)
+    if limit is not None and longest > limit:
+        raise ProfileError(f"impossible shape: seq_len {options.seq_len} + prompt {max(extra, default=0)} = {longest} "
+                           f"tokens exceeds the model's {limit} positions")
+
+
+def _meta_copy(module: nn.Module) -> nn.Module:
+    return copy.deepcopy(module).to("meta")
+
+
+def prepare(spec: ModelSpec, options: ProfileOptions) -> Prepared:
+    """Build the model, record shapes, list sites, candidates (with exact params) and unique units."""
+    start = time.perf_counter()
+    methods: list[Method] = [get_method(name) for name in options.methods]
+    device = resolve_device(options.device)
+    threads = options.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    run = RunSettings(device, options.dtype, options.repeats, options.warmup, options.seed, threads)
+    sequence = [m for m in methods if m.measured_by == "sequence"]
+    extra = sorted({s for m in sequence for s in m.settings(options) if s is not None})
+    _check_shape(spec, options, extra)
+    traced = _trace(spec, options, device, extra)
+    model = freeze(traced.built.model)
+    layer_paths = find_layers(model)
+    sites = find_sites(model, layer_paths, traced.trace, options.target_modules)
+    tokens = traced.built.tokens(options.seq_len)
+
+    candidates: list[PlannedCandidate] = []
+    units: dict[str, Unit] = {}
+    for method in methods:
+        for site in (s for s in sites if s.kind in method.site_kinds):
+            settings = method.settings(options)
+            key = ""
+            if method.measured_by == "site":
+                host, spec_in = method.host(site, model.get_submodule(site.path))
+                key = unit_key(method.name, signature(host), spec_in, run)
+                if key not in units:
+                    units[key] = SiteUnit(key, method.name, settings, _meta_copy(host), site, spec_in, run)
+            for setting in settings:
+                attachment = method.attach(model, site, setting)
+                params = attachment.num_parameters()
+                attachment.detach()
+                candidates.append(PlannedCandidate(
+                    method.candidate_id(site, setting), method.name, method.group(site), site.layer, site, setting,
+                    method.config(site, setting), params, key))
+    if not candidates:
+        raise ProfileError(f"no sites for methods {', '.join(options.methods)} in {spec.label()}"
+                           + (f" matching {options.target_modules}" if options.target_modules else ""))
+    with_prompts = [m for m in extra if any(c.setting == m and get_method(c.method).measured_by == "sequence"
+                                              for c in candidates)]
+    layer_keys = []
+    for path in layer_paths:
+        call = traced.trace.calls.get(path)
+        if call is None:
+            raise ProfileError(f"layer {path} never ran in the forward pass")
+        variants = [(tokens, call.args, call.kwargs)] + [
+            (tokens + m, traced.longer[m].calls[path].args, traced.longer[m].calls[path].kwargs) for m in with_prompts]
+        layer = model.get_submodule(path)
+        key = unit_key("layer", signature(layer), [(t, a, k) for t, a, k in variants], run)
+        if key not in units:
+            units[key] = LayerUnit(key, _meta_copy(layer), variants, run)
+        layer_keys.append(key)
+    args, kwargs = traced.built.inputs(options.batch_size, options.seq_len, torch.device("meta"))
+    info = ModelInfo(name=traced.built.name, total_params=sum(p.numel() for p in model.parameters()),
+                     num_layers=len(layer_paths), forward_flops=traced.flops.total, architecture=traced.built.architecture)
+    return Prepared(spec, options, run, info, tokens, {k: list(v.shape) for k, v in kwargs.items()}, layer_paths,
+                    layer_keys, candidates, list(units.values()), traced.flops.uncounted, time.perf_counter() - start)
+
+
+def measure(prepared: Prepared, unit: Unit) -> Measurement:
+    """Run one unit on the prepared device; returns a picklable measurement."""
+    return measure_layer(unit) if isinstance(unit, LayerUnit) else measure_site(unit)
+
+
+def _nonneg(x: float) -> float:
+    return max(0.0, x)
+
+
+def _fill_noise(costs: dict[str, Any], ms_per_flop: dict[str, float]) -> list[str]:
+    """Estimate timings lost in noise from FLOPs; returns the names of the fields estimated.
+
+    A candidate that adds work (FLOPs > 0) but whose paired timing difference
+    came out <= 0 gets FLOPs x the profile's measured ms per FLOP instead of a
+    silent zero. Inference latency is left at 0 only when no inference FLOPs are added.
+    """
+    estimated = []
+    for name, flops_name in (("latency_ms", "inference_flops"), ("train_step_ms", "flops")):
+        if costs[name] <= 0 and costs[flops_name] > 0:
+            costs[name] = costs[flops_name] * ms_per_flop[flops_name]
+            estimated.append(name)
+    return estimated
+
+
+def _site_candidate(c: PlannedCandidate, m: SiteMeasurement) -> dict[str, Any]:
+    cost = m.costs[c.setting]
+    return {
+        "inference_flops": cost.inference_flops, "flops": cost.inference_flops + cost.backward_flops,
+        "latency_ms": _nonneg(cost.latency.median_ms) if cost.latency else 0.0,
+        "latency_spread_ms": cost.latency.spread_ms if cost.latency else 0.0,
+        "train_step_ms": _nonneg(cost.train_step.median_ms), "train_step_spread_ms": cost.train_step.spread_ms,
+        "memory_bytes": float(cost.state_bytes + cost.activation_bytes), "activation_bytes": float(cost.activation_bytes),
+        "peak_memory_bytes": None if cost.peak_bytes is None else float(cost.peak_bytes),
+    }
+
+
+def _sequence_candidate(c: PlannedCandidate, prepared: Prepared, layers: list[LayerMeasurement]) -> dict[str, Any]:
+    """Prompt of m tokens: the layers' extra cost at tokens + m over tokens, plus the prompt's own gradient."""
+    t, m = prepared.tokens, int(c.setting or 0)
+    d = [(lm.variants[t + m], lm.variants[t]) for lm in layers]
+    fwd = sum(a.forward_flops - b.forward_flops for a, b in d)
+    bwd = sum(a.backward_flops - b.backward_flops for a, b in d) + prepared.options.batch_size * c.params
+    act = sum(a.activation_bytes - b.activation_bytes for a, b in d)
+    element = torch.empty((), dtype=getattr(torch, prepared.run.dtype)).element_size()
+    return {
+        "inference_flops": fwd, "flops": fwd + bwd,
+        "latency_ms": _nonneg(sum(a.forward.median_ms - b.forward.median_ms for a, b in d)),
+        "latency_spread_ms": sum(a.forward.spread_ms + b.forward.spread_ms for a, b in d),
+        "train_step_ms": _nonneg(sum(a.forward.median_ms + a.backward.median_ms - b.forward.median_ms
+                                     - b.backward.median_ms for a, b in d)),
+        "train_step_spread_ms": sum(a.backward.spread_ms + b.backward.spread_ms for a, b in d),
+        "memory_bytes": float(4 * c.params * element + act), "activation_bytes": float(act), "peak_memory_bytes": None,
+    }
+
+
+def assemble(prepared: Prepared, measurements: list[Measurement]) -> Profile:
+    """Combine measurements into a Profile; ProfileError if any candidate or layer measured 0 FLOPs."""
+    by_key = {m.key: m for m in measurements}
+    missing = [t.key for t in prepared.units if t.key not in by_key]
+    if missing:
+        raise ProfileError(f"{len(missing)} measurement unit(s) missing, e.g. {missing[0]}")
+    layer_ms = [by_key[k] for k in prepared.layer_units]
+    base = [lm.variants[prepared.tokens] for lm in layer_ms]  # type: ignore[union-attr]
+    forward_ms, forward_flops = sum(v.forward.median_ms for v in base), sum(v.forward_flops for v in base)
+    train_ms = forward_ms + sum(max(v.backward.median_ms, 0.0) for v in base)
+    ms_per_flop = {"inference_flops": forward_ms / max(forward_flops, 1.0),
+                   "flops": train_ms / max(forward_flops + sum(v.backward_flops for v in base), 1.0)}
+    candidates = []
+    for c in prepared.candidates:
+        measured = by_key[c.unit] if c.unit else None
+        costs = (_site_candidate(c, measured) if isinstance(measured, SiteMeasurement)
+                 else _sequence_candidate(c, prepared, layer_ms))  # type: ignore[arg-type]
+        if costs["flops"] <= 0 or c.params <= 0:
+            raise ProfileError(f"candidate {c.id} measured {costs['flops']} FLOPs and {c.params} params")
+        estimated = _fill_noise(costs, ms_per_flop)
+        candidates.append(ProfileCandidate(id=c.id, method=c.method, group=c.group, layer=c.layer, params=c.params,
+                                           site=c.site.path, config=c.config, measurement=c.unit,
+                                           estimated=estimated, **costs))
+    layers = []
+    for i, (path, lm) in enumerate(zip(prepared.layer_paths, layer_ms, strict=True)):
+        v = lm.variants[prepared.tokens]  # type: ignore[union-attr]
+        if v.forward_flops <= 0 or v.backward_flops <= 0:
+            raise ProfileError(f"layer {path} measured 0 FLOPs")
+        layers.append(ProfileLayer(index=i, path=path, backward_flops=v.backward_flops, memory_bytes=v.activation_bytes,
+                                   forward_flops=v.forward_flops, forward_ms=v.forward.median_ms,
+                                   backward_ms=_nonneg(v.backward.median_ms), forward_spread_ms=v.forward.spread_ms,
+                                   backward_spread_ms=v.backward.spread_ms))
+    return Profile(model=prepared.info, device=prepared.run.device, dtype=prepared.run.dtype,
+                   batch_size=prepared.options.batch_size, seq_len=prepared.tokens, inputs=prepared.inputs,
+                   torch_version=torch.__version__, threads=prepared.run.threads, candidates=candidates, layers=layers,
+                   uncounted_ops=prepared.uncounted_ops, options=prepared.options, spec=prepared.spec,
+                   timings=ProfileTimings(prepare_s=prepared.prepare_s, num_units=len(prepared.units),
+                                          estimated_timings=sum(len(c.estimated) for c in candidates)))

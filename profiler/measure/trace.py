@@ -1,0 +1,56 @@
+"""One forward pass with hooks on every module: call order and the shapes each module sees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from profiler.measure.tensors import TensorSpec, tensor_leaves, to_specs
+
+
+@dataclass
+class Call:
+    """What one module saw on its first call: positional and keyword argument specs, first in/out tensor."""
+
+    order: int
+    args: Any
+    kwargs: Any
+    first_in: TensorSpec | None
+    first_out: TensorSpec | None = None
+
+
+@dataclass
+class Trace:
+    """Module path -> first Call, for every module that ran."""
+
+    calls: dict[str, Call] = field(default_factory=dict)
+
+
+def record(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> Trace:
+    """Run `model(*args, **kwargs)` without grad and record what each submodule saw."""
+    trace = Trace()
+    handles = []
+    for path, module in model.named_modules():
+        def pre(m: nn.Module, a: tuple, kw: dict[str, Any], path: str = path) -> None:
+            if path not in trace.calls:
+                first = tensor_leaves((a, kw))
+                trace.calls[path] = Call(len(trace.calls), to_specs(a), to_specs(kw), to_specs(first[0]) if first else None)
+
+        def post(m: nn.Module, a: tuple, kw: dict[str, Any], out: Any, path: str = path) -> None:
+            call = trace.calls[path]
+            if call.first_out is None:
+                outs = tensor_leaves(out)
+                call.first_out = to_specs(outs[0]) if outs else None
+
+        handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+        handles.append(module.register_forward_hook(post, with_kwargs=True))
+    try:
+        with torch.no_grad():
+            model(*args, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    return trace

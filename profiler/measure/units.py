@@ -1,0 +1,102 @@
+"""Picklable measurement units and their results (what `stages.measure` consumes and returns)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from profiler.measure.tensors import TensorSpec
+from profiler.measure.timing import Timing
+from profiler.sites import Site
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Where and how to measure: device, dtype, timing repeats, seed, CPU threads."""
+
+    device: str
+    dtype: str
+    repeats: int
+    warmup: int
+    seed: int
+    threads: int
+
+
+@dataclass
+class SiteUnit:
+    """Measure `method` at each of `settings` on an isolated copy of `host` (meta module) fed `input`."""
+
+    key: str
+    method: str
+    settings: list[int | None]
+    host: nn.Module
+    site: Site
+    input: TensorSpec
+    run: RunSettings
+
+
+@dataclass
+class LayerUnit:
+    """Measure a frozen layer (`host`, meta module) at each recorded call variant: (tokens, args, kwargs) specs."""
+
+    key: str
+    host: nn.Module
+    variants: list[tuple[int, Any, Any]]
+    run: RunSettings
+
+
+Unit = SiteUnit | LayerUnit
+
+
+@dataclass
+class SettingCost:
+    """Costs one setting adds to its host: FLOPs, times (ms), bytes."""
+
+    inference_flops: float
+    backward_flops: float
+    latency: Timing | None
+    train_step: Timing
+    activation_bytes: int
+    state_bytes: int
+    peak_bytes: int | None
+
+
+@dataclass
+class SiteMeasurement:
+    key: str
+    costs: dict[int | None, SettingCost]
+
+
+@dataclass
+class VariantCost:
+    """A frozen layer's forward/backward FLOPs and times (ms) and saved-activation bytes at one call shape."""
+
+    forward_flops: float
+    backward_flops: float
+    forward: Timing
+    backward: Timing
+    activation_bytes: int
+
+
+@dataclass
+class LayerMeasurement:
+    key: str
+    variants: dict[int, VariantCost]
+
+
+Measurement = SiteMeasurement | LayerMeasurement
+
+
+def signature(module: nn.Module) -> str:
+    """A short hash identifying a module's type, structure and parameter shapes."""
+    shapes = [(n, tuple(p.shape), str(p.dtype)) for n, p in module.named_parameters()]
+    text = f"{type(module).__module__}.{type(module).__qualname__}|{module!r}|{shapes}"
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def unit_key(*parts: object) -> str:
+    """A short stable hash of the parts."""
+    return hashlib.sha1(repr(parts).encode()).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Training: tasks (model + data), the fine-tuning loop, plan validation, datasets."""
