@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import store_profile, synthetic_profile
 
 from app.main import create_app
 from app.settings import Settings
+from tests.app.service_helpers import store_profile, synthetic_profile
 
 
 @pytest.fixture

@@ -7,11 +7,8 @@ from pathlib import Path
 
 from app.store import create_store_engine, profiles, session_factory
 from profiler.schema import Profile
-from tests.gains.conftest import toy_texts
+from tests.tiny import TINY_BERT, WORDS, toy_texts
 
-WORDS = ["film", "plot", "actor", "scene", "music", "story", "good", "bad"]
-TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
-             "max_position_embeddings": 64}
 PROFILE_OPTIONS = {"methods": ["lora", "bitfit"], "ranks": [2], "batch_size": 1, "seq_len": 8, "device": "cpu",
                    "repeats": 1, "warmup": 0, "target_modules": [r"encoder\.layer\.1\.attention\..*"]}
 """Profiling options for the tiny BERT: LoRA r2 and BitFit on its last attention block."""
@@ -67,17 +64,19 @@ def store_profile(db: str, profile: Profile, key: str = "synthetic") -> str:
 def save_tiny_bert(path: Path) -> None:
     """A random-weight 2-layer BERT (safetensors) with a word-piece tokenizer over WORDS."""
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizer
+    from transformers import BertModel, BertTokenizer
+
+    from profiler.models.build import hf_config
 
     path.mkdir()
     vocab = path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
     BertTokenizer(str(vocab)).save_pretrained(path)
     torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=5 + len(WORDS), **TINY_BERT)).save_pretrained(path)
+    BertModel(hf_config({**TINY_BERT, "vocab_size": 5 + len(WORDS)})).save_pretrained(path)
 
 
 def toy_jsonl(n: int) -> str:
     """`n` toy reviews (label: 'good' or 'bad' in the text) as JSONL lines {"text", "label"}."""
     data = toy_texts(n)
-    return "\n".join(json.dumps({"text": text, "label": int(y)}) for text, y in zip(data.texts, data.y))
+    return "\n".join(json.dumps({"text": text, "label": int(y)}) for text, y in zip(data.texts, data.y, strict=True))

@@ -123,7 +123,7 @@ def test_apply_plan_with_ia3_trains_exactly_the_plan(deep_bert: torch.nn.Module)
 def test_exported_ia3_config_loads_in_peft_and_computes_what_apply_plan_does(config_name: str, deep_bert) -> None:
     """peft builds the same vectors (count, sides) and, given the same values, the same outputs."""
     pytest.importorskip("peft")
-    from tests.profiler.conftest import TINY_GPT2, real_model
+    from tests.tiny import TINY_GPT2, real_model
 
     if config_name == "bert":
         model, plan, params = deep_bert, IA3_PLAN, IA3_PARAMS

@@ -7,20 +7,16 @@ against a real `peft-planner serve` started as `make run` starts it.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.servers import ROOT, serving
+
 README = ROOT / "README.md"
 DOCUMENTED_URL = "URL=http://127.0.0.1:8000\n"
 DOCUMENTED_MODEL = '"name": "bert-base"'
@@ -44,36 +40,11 @@ def session_script(url: str, model: str) -> str:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """A `peft-planner serve` on a fresh `data/peft-planner.db` under tmp_path; its URL."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--db", "data/peft-planner.db", "--log-level", "warning"],
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/healthz", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                assert process.poll() is None, "the server exited"
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
+    with serving("data/peft-planner.db", tmp_path) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_the_documented_session_runs_as_written(server: str, tmp_path: Path) -> None:

@@ -13,16 +13,12 @@ from sqlalchemy.orm import Session
 
 from app.store import jobs
 from app.store.tables import JobRow
+from tests.tiny import SLOW_BERT, TINY_BERT  # noqa: F401  (re-exported to the Ray tests)
 
-TINY_BERT = {
-    "model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-    "intermediate_size": 64, "vocab_size": 128, "max_position_embeddings": 64,
-}
 OPTIONS = {"methods": ["lora", "bitfit"], "ranks": [4], "batch_size": 1, "seq_len": 8,
            "device": "cpu", "repeats": 1, "warmup": 0, "threads": 1}
 # A slower job: with 1000 timed repeats its one layer measurement (the last task) runs for seconds.
 SLOW_OPTIONS = {**OPTIONS, "batch_size": 2, "seq_len": 16, "repeats": 1000}
-SLOW_BERT = {**TINY_BERT, "hidden_size": 64, "intermediate_size": 128}
 
 
 def enqueue(engine: Engine, spec: dict, options: dict, key: str) -> str:

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from app.cli import main
+from app.planning import problem_from_profile
 from profiler import Cancelled, ModelSpec, ProfileError, ProfileOptions, profile_model
 from profiler.measure.flops import dispatch_counter, forward_flops
 from profiler.methods import attach
-from app.planning import problem_from_profile
-from tests.profiler.conftest import TINY_BERT, TINY_GPT2, TINY_LLAMA, real_model
+from tests.tiny import TINY_BERT, TINY_GPT2, TINY_LLAMA, real_model
 
 FAST = {"repeats": 1, "warmup": 1, "batch_size": 2, "seq_len": 12, "threads": 1}
 

@@ -8,7 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from profiler.measure.flops import MAC_OPS, dispatch_counter, forward_flops
 from profiler.methods.adapter import Bottleneck
 from profiler.methods.lora import LoraLinear
-from tests.profiler.conftest import TINY_BERT, real_model
+from tests.tiny import TINY_BERT, real_model
 
 
 def test_lora_forward_flops_equal_closed_form():

@@ -87,8 +87,7 @@ def test_user_task_from_a_model_directory(tmp_path) -> None:
     from transformers import BertTokenizer
 
     from profiler.training.task import user_task
-    from tests.gains.conftest import toy_texts
-    from tests.profiler.conftest import TINY_BERT, real_model
+    from tests.tiny import TINY_BERT, real_model, toy_texts
 
     real_model(TINY_BERT).save_pretrained(tmp_path / "model")
     with pytest.raises(DatasetError, match="needs a model with a tokenizer"):  # no tokenizer files: no silent [UNK]s

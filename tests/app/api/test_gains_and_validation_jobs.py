@@ -76,7 +76,7 @@ def test_gradient_gains_job_stores_a_new_profile_and_its_report(
     assert gradient_job["profile_id"] != profile_id and gradient_job["message"]
     source, gained = (service.get(f"/v1/profiles/{i}").json() for i in (profile_id, gradient_job["profile_id"]))
     assert [c["id"] for c in gained["candidates"]] == [c["id"] for c in source["candidates"]]
-    for before, after in zip(source["candidates"], gained["candidates"]):
+    for before, after in zip(source["candidates"], gained["candidates"], strict=True):
         assert before["gain"] is None and after["params"] == before["params"]
         assert after["gain_source"] == "gradient" and after["gain"] >= 0 and after["gain_details"]
     report = gradient_job["result"]

@@ -13,12 +13,8 @@ from app.main import create_app
 from app.settings import Settings
 from app.store import create_store_engine, jobs, session_factory
 from app.store.tables import JobRow
+from tests.tiny import TINY_BERT
 
-TINY_BERT = {
-    "model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2,
-    "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 128,
-    "max_position_embeddings": 64,
-}
 OPTIONS = {"methods": ["lora", "bitfit"], "ranks": [4], "batch_size": 1, "seq_len": 8,
            "device": "cpu", "repeats": 1, "warmup": 0}
 
@@ -68,7 +64,7 @@ def test_queued_jobs_cancel_join_and_hit_the_limit(settings: Settings) -> None:
         assert first.status_code == 202
         joined = c.post("/v1/profiles", json=tiny_request())
         assert joined.json()["id"] == first.json()["id"]
-        assert c.post("/v1/profiles", json=tiny_request(hidden_size=64)).status_code == 202
+        assert c.post("/v1/profiles", json=tiny_request(hidden_size=96)).status_code == 202
         full = c.post("/v1/profiles", json=tiny_request(hidden_size=128))
         assert full.status_code == 429 and full.headers["retry-after"]
         assert full.headers["content-type"] == "application/problem+json"

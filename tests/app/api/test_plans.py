@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from service_helpers import store_profile, synthetic_profile
 
 from app.settings import Settings
+from tests.app.service_helpers import store_profile, synthetic_profile
 
 PROBLEM = {
     "candidates": [

@@ -25,6 +25,7 @@ from profiler.training.datasets import Dataset
 from profiler.training.finetune import DEFAULT_LR, TrainConfig, finetune
 from profiler.training.task import Task, make_task
 from tests.app.service_helpers import synthetic_profile
+from tests.tiny import TINY_BERT
 
 Q = "encoder.layer.1.attention.self.query"
 LINEARS = ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
@@ -172,7 +173,7 @@ def test_validation_reports_realized_next_to_predicted(tiny_task: Task) -> None:
     report = validate_plan(tiny_task, [f"{Q}:lora:r2"], TrainConfig(steps=2, batch_size=8), seeds=2,
                            predicted_points=1.5)
     assert report.predicted_points == 1.5 and [r.seed for r in report.plan_runs] == [0, 1]
-    diffs = [100 * (p.accuracy - b.accuracy) for p, b in zip(report.plan_runs, report.baseline_runs)]
+    diffs = [100 * (p.accuracy - b.accuracy) for p, b in zip(report.plan_runs, report.baseline_runs, strict=True)]
     assert report.realized_points == pytest.approx(sum(diffs) / 2)
     assert report.plan_runs[0].trainable_params == 2 * (64 + 64) and report.baseline_runs[0].trainable_params == 0
 
@@ -180,7 +181,6 @@ def test_validation_reports_realized_next_to_predicted(tiny_task: Task) -> None:
 def test_estimate_gains_records_a_calibrated_gradient_gain_on_every_candidate(tiny_task: Task) -> None:
     from profiler import ModelSpec, ProfileOptions, profile_model
     from profiler.gains.gradient import estimate_gains
-    from tests.profiler.conftest import TINY_BERT
 
     options = ProfileOptions(methods=["lora", "bitfit"], ranks=[1, 2], batch_size=2, seq_len=8, repeats=1, warmup=0,
                              device="cpu", target_modules=[r"encoder\.layer\.1\..*"])

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.servers import free_port, kill, serve_command, start, stop
+
 PROBLEM = {
     "candidates": [
         {"id": "a", "method": "lora", "gain": 3.0, "params": 10, "flops": 5.0},
@@ -29,42 +25,10 @@ SLOW_JOB = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(db: Path, port: int) -> subprocess.Popen:
-    """Start `peft-planner serve` and wait until /healthz answers."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--db", str(db),
-         "--log-level", "warning"],
-        env=env, start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("the server did not start")
-
-
-def kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the server and its worker processes (they share its session)."""
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
 @pytest.mark.slow
 def test_plans_and_jobs_survive_kill_9(tmp_path: Path) -> None:
-    db, port = tmp_path / "service.db", free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = serve(db, port)
+    command = serve_command(free_port(), str(tmp_path / "service.db"))
+    proc, url = start(command)
     try:
         plan = httpx.post(f"{url}/v1/plans", json={"problem": PROBLEM}).json()
         job = httpx.post(f"{url}/v1/profiles", json=SLOW_JOB).json()
@@ -73,8 +37,8 @@ def test_plans_and_jobs_survive_kill_9(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
     finally:
-        kill_group(proc)
-    proc = serve(db, port)
+        kill(proc)
+    proc, url = start(command)
     try:
         assert httpx.get(f"{url}/v1/plans/{plan['id']}").json() == plan
         after = httpx.get(f"{url}/v1/jobs/{job['id']}").json()
@@ -84,5 +48,4 @@ def test_plans_and_jobs_survive_kill_9(tmp_path: Path) -> None:
             assert after["state"] in ("queued", "running") and after["attempts"] <= 2
         assert httpx.get(f"{url}/readyz").status_code == 200
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc)

@@ -17,7 +17,7 @@ from app.settings import Settings  # noqa: E402
 from app.store import create_store_engine, init_db, jobs  # noqa: E402
 from app.store.tables import JobRow, ProfileRow  # noqa: E402
 from profiler.schema import Profile  # noqa: E402
-from tests.ray.helpers import (  # noqa: E402
+from tests.app.jobs.ray.helpers import (  # noqa: E402
     OPTIONS,
     SLOW_BERT,
     SLOW_OPTIONS,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from service_helpers import synthetic_profile
 
 from app.planning import PlanningError, gain_sources, parse_amount, problem_from_profile
+from tests.app.service_helpers import synthetic_profile
 
 
 @pytest.mark.parametrize(

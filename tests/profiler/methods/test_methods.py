@@ -16,7 +16,7 @@ from profiler.methods import attach, get_method, list_methods
 from profiler.methods.base import freeze
 from profiler.models.cnn import SmallCNN
 from profiler.sites import Site, find_layers, find_sites
-from tests.profiler.conftest import TINY_BERT, TINY_GPT2, real_model
+from tests.tiny import TINY_BERT, TINY_GPT2, real_model
 
 
 def _sites(model, **inputs):

@@ -6,15 +6,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from dockerfile_parse import DockerfileParser
-from test_api_restart import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.servers import ROOT, free_port, start, stop
 
 
 def parsed() -> DockerfileParser:
@@ -89,18 +87,9 @@ def test_the_dockerfile_recipe_installs_and_serves(tmp_path: Path) -> None:
     command[command.index("8000")] = str(port)
     for path in ("data", "models"):
         (tmp_path / path).mkdir(exist_ok=True)
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env)
+    proc, url = start(command, cwd=tmp_path, env=env, timeout_s=90)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.2)
-        assert httpx.get(f"http://127.0.0.1:{port}/v1/models").status_code == 200
+        assert httpx.get(f"{url}/v1/models").status_code == 200
         assert (tmp_path / "data" / "peft-planner.db").exists()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc)
