@@ -41,7 +41,7 @@ test-slow: $(VENV)/.installed-all
 
 bench: $(VENV)/.installed-all
 	$(PY) benchmarks/solver.py
-	$(PY) benchmarks/profiler.py --threads 2
+	$(PY) benchmarks/profile_speed.py --threads 2
 	$(PY) benchmarks/load.py
 	$(PY) benchmarks/ray_workers.py
 	$(PY) benchmarks/quality.py

@@ -1,8 +1,8 @@
 """Benchmark: profile every bert-base candidate on the CPU vs whole-model forward passes and the naive approach.
 
-    python benchmarks/profiler.py [--threads 2] [--batch 8] [--seq-len 128] [--naive-sample 6]
+    python benchmarks/profile_speed.py [--threads 2] [--batch 8] [--seq-len 128] [--naive-sample 6]
 
-Writes benchmarks/results/profiler.json and benchmarks/results/profiler.md (a README section).
+Writes benchmarks/results/profile_speed.json and benchmarks/results/profile_speed.md (a docs/benchmarks.md section).
 """
 
 from __future__ import annotations
@@ -10,24 +10,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the package.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
+import torch
 
-import torch  # noqa: E402
-
-from profiler import ModelSpec, ProfileOptions, profile_model  # noqa: E402
-from profiler.measure.flops import MAC_OPS, dispatch_counter, forward_flops  # noqa: E402
-from profiler.measure.isolated import materialize_module  # noqa: E402
-from profiler.measure.trace import record  # noqa: E402
-from profiler.methods import attach  # noqa: E402
-from profiler.models.build import build  # noqa: E402
+from profiler import ModelSpec, ProfileOptions, profile_model
+from profiler.measure.flops import MAC_OPS, dispatch_counter, forward_flops
+from profiler.measure.isolated import materialize_module
+from profiler.measure.trace import record
+from profiler.methods import attach
+from profiler.models.build import build
 from profiler.sites import (
-    find_layers,  # noqa: E402
-    find_sites,  # noqa: E402
+    find_layers,
+    find_sites,
 )
 
 RESULTS = Path(__file__).parent / "results"
@@ -94,7 +90,7 @@ def main() -> None:
         model(**kwargs)
     result = {
         "model": "bert-base", "batch": args.batch, "seq_len": args.seq_len, "threads": args.threads,
-        "torch": torch.__version__, "candidates": len(profile.candidates), "tasks": profile.timings.num_units,
+        "torch": torch.__version__, "candidates": len(profile.candidates), "units": profile.timings.num_units,
         "profile_s": round(profile_s, 2), "prepare_s": round(profile.timings.prepare_s, 2),
         "measure_s": round(profile.timings.measure_s, 2), "forward_s": round(forward, 3),
         "profile_over_forward": round(profile_s / forward, 1),
@@ -105,11 +101,11 @@ def main() -> None:
         "isolated_vs_whole_model": agreement,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "profiler.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "profile_speed.json").write_text(json.dumps(result, indent=2) + "\n")
     worst = max(a["rel_diff"] for a in agreement)
-    (RESULTS / "profiler.md").write_text(f"""## Profiler benchmark
+    (RESULTS / "profile_speed.md").write_text(f"""## Profiler
 
-`python benchmarks/profiler.py --threads {args.threads}` on the CPU ({args.threads} threads, torch {torch.__version__}):
+`python benchmarks/profile_speed.py --threads {args.threads}` on the CPU ({args.threads} threads, torch {torch.__version__}):
 profiling every candidate of bert-base at batch {args.batch} x {args.seq_len} tokens (every linear with LoRA
 ranks 4/8/16/32, adapters b16/b64 after attention and MLP, BitFit, norm affines, prompts m10/m20).
 

@@ -9,7 +9,7 @@ report how the proxy ranks single candidates. Then at three parameter budgets (0
 0.2 %, 1 % of the encoder) every recipe trains for the same steps over the same seeds: planner
 (gain objective; efficiency objective with min_gain), uniform LoRA on query/value, BitFit only,
 norm-affine only, LoRA on the top layers, AdaLoRA (peft), plus head only and full fine-tuning.
-Writes benchmarks/results/quality.json, quality.md (README section) and quality.png.
+Writes benchmarks/results/quality.json, quality.md (a docs/benchmarks.md section) and quality.png.
 """
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path[0] = str(Path(__file__).resolve().parents[1])
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
@@ -274,7 +272,9 @@ def markdown(results: dict[str, Any]) -> str:
                 lines.append(f"| {label} | {name} | {row[name]['summed_gain_points']:.2f} | "
                              f"{row[name]['predicted_gain_points']:.2f} | "
                              f"{row[name]['realized_gain_points']:.2f} |")
-    fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f}"
+
     cal = gains["calibration"]
     factors = ", ".join(f"{name} {f:.2f}" for name, f in cal["combination"].items())
     lines += ["", f"Gains: gradient proxy on every candidate ({gains['gradient_s']:.0f} s); {len(gains['bundles'])} role "

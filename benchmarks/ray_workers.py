@@ -14,13 +14,9 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the package.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import ray
 from sqlalchemy.orm import Session

@@ -8,6 +8,7 @@ candidates sharing (method, host module shape, input shape, dtype, device) are o
 from __future__ import annotations
 
 import copy
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,7 +94,6 @@ def _fits(num_params: int, device: str) -> bool:
     need = 4 * num_params
     if device == "cuda":
         return need < MEMORY_FRACTION * torch.cuda.mem_get_info()[0]
-    import os
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return need < MEMORY_FRACTION * total
 

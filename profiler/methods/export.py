@@ -19,8 +19,7 @@
   with the reason, and the plan's parameters they hold are missing from the export.
 
 Paths are relative to the model the plan was made for (the profiled `AutoModel`), which is the
-model to pass to `peft.get_peft_model`. Importing this module does not import torch (the web
-service reads the schemas); `export_plan` does.
+model to pass to `peft.get_peft_model`. peft itself is imported only to build config objects.
 """
 
 from __future__ import annotations
@@ -28,12 +27,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-if TYPE_CHECKING:
-    from profiler.candidates import CandidateRef
+from profiler.candidates import CandidateRef, parse_id
+from profiler.methods.ia3 import scales_input
 
 LORA_ALPHA_PER_RANK = 2.0  # profiler.methods.lora.Lora's default: alpha = 2·r, so scale alpha/r = 2
 REASONS = {
@@ -83,8 +82,6 @@ def _lora_config(lora: list[CandidateRef], norms: list[CandidateRef]) -> dict[st
 
 
 def _ia3_config(ia3: list[CandidateRef], norms: list[CandidateRef]) -> dict[str, Any]:
-    from profiler.methods.ia3 import scales_input
-
     sites = sorted(ref.site for ref in ia3)
     inputs = [pattern(s) for s in sites if scales_input(s)]
     return {
@@ -97,10 +94,6 @@ def _ia3_config(ia3: list[CandidateRef], norms: list[CandidateRef]) -> dict[str,
 
 def export_plan(candidate_ids: list[str], token_dim: int | None = None) -> PeftExport:
     """The peft configs for a plan's selected candidate ids (`token_dim`: embedding width, for prompts)."""
-    from profiler.candidates import (
-        parse_id,  # imports torch (the method registry); the schemas above do not
-    )
-
     refs = [parse_id(cid) for cid in candidate_ids]
     by_method: dict[str, list[CandidateRef]] = {}
     for ref in refs:

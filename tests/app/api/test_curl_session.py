@@ -1,4 +1,4 @@
-"""The README's curl session of the service, replayed as written.
+"""The curl session of docs/service.md, replayed as written.
 
 The session's shell block runs in bash, unchanged except for its URL and
 model (`bert-tiny` instead of `bert-base`, so that profiling takes seconds),
@@ -17,7 +17,7 @@ import pytest
 
 from tests.servers import ROOT, serving
 
-README = ROOT / "README.md"
+SESSION_PAGE = ROOT / "docs" / "service.md"
 DOCUMENTED_URL = "URL=http://127.0.0.1:8000\n"
 DOCUMENTED_MODEL = '"name": "bert-base"'
 
@@ -31,8 +31,8 @@ pytestmark = [
 
 def session_script(url: str, model: str) -> str:
     """The documented session, pointed at `url` and profiling `model`."""
-    match = re.search(r"A session .*?```sh\n(.*?)```", README.read_text(), re.DOTALL)
-    assert match is not None, "no session block in README.md"
+    match = re.search(r"A session .*?```sh\n(.*?)```", SESSION_PAGE.read_text(), re.DOTALL)
+    assert match is not None, "no session block in docs/service.md"
     block = match.group(1)
     assert block.startswith(DOCUMENTED_URL) and DOCUMENTED_MODEL in block
     return block.replace(DOCUMENTED_URL, f"URL={url}\n", 1).replace(
