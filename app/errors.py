@@ -9,9 +9,10 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.bodies import AsciiJSONResponse
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -53,13 +54,13 @@ def found(row: T | None, noun: str, key: str) -> T:
 def problem_response(
     status: int, detail: str, *, instance: str | None = None,
     errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
-) -> JSONResponse:
+) -> AsciiJSONResponse:
     """A problem+json response."""
     body = ProblemDetail(
         title=HTTPStatus(status).phrase, status=status, detail=detail,
         instance=instance, errors=errors,
     )
-    return JSONResponse(
+    return AsciiJSONResponse(
         jsonable_encoder(body, exclude_none=True), status_code=status,
         media_type=PROBLEM_JSON, headers=headers,
     )
@@ -88,27 +89,28 @@ def allowed_methods(request: Request) -> list[str]:
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error (HTTP, validation, ours, unexpected) as problem+json."""
 
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> AsciiJSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(request))
-        return problem_response(exc.status_code, detail, instance=request.url.path, headers=headers)
+        return problem_response(exc.status_code, detail, instance=request.url.path, headers=headers,
+                                errors=getattr(exc, "errors", None))
 
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> AsciiJSONResponse:
         detail, items = _field_errors(list(exc.errors()))
         return problem_response(422, detail, instance=request.url.path, errors=items)
 
-    async def model_error(request: Request, exc: ValidationError) -> JSONResponse:
+    async def model_error(request: Request, exc: ValidationError) -> AsciiJSONResponse:
         detail, items = _field_errors(exc.errors(include_url=False))
         return problem_response(422, detail, instance=request.url.path, errors=items)
 
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+    async def api_error(request: Request, exc: ApiError) -> AsciiJSONResponse:
         return problem_response(
             exc.status, exc.detail, instance=request.url.path, headers=exc.headers
         )
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> AsciiJSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         detail = "internal error; see the server log"
         return problem_response(500, detail, instance=request.url.path)

@@ -43,18 +43,19 @@ class BodyLimitMiddleware:
 
 
 class ApiKeyMiddleware:
-    """Requires `Authorization: Bearer <key>` on every path but health, metrics and docs."""
+    """Requires `Authorization: Bearer <key>` on every path but health, metrics and docs (the scheme is
+    case-insensitive, RFC 9110; the key is compared in constant time)."""
 
     def __init__(self, app: ASGIApp, api_key: str):
         self.app = app
-        self.expected = f"Bearer {api_key}".encode()
+        self.expected = api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        if hmac.compare_digest(given, self.expected):
+        scheme, _, token = dict(scope["headers"]).get(b"authorization", b"").strip().partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.expected):
             await self.app(scope, receive, send)
             return
         detail = "missing or wrong API key: send `Authorization: Bearer <key>`"

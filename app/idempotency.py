@@ -6,17 +6,19 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 from pydantic import BaseModel
+from sqlalchemy import Engine, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.errors import ApiError
-from app.store.tables import IdempotencyRow
+from app.store.tables import IdempotencyRow, utcnow
 
 IdempotencyKey = Annotated[
     str | None,
@@ -40,7 +42,7 @@ class Outcome:
         if isinstance(self.body, BaseModel):
             return self.body.model_dump_json()
         return json.dumps(
-            jsonable_encoder(self.body), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+            jsonable_encoder(self.body), ensure_ascii=True, allow_nan=False, separators=(",", ":")
         )
 
     def response(self, replayed: bool = False) -> Response:
@@ -59,9 +61,10 @@ def respond(
 ) -> Response:
     """Run `produce` once per (route, key); replay its stored outcome on a retry.
 
-    The same key with a different body is a 422; a retry while the first
-    request is still being handled is a 409. Failed requests store nothing,
-    so they can be retried with the same key.
+    The same key with a different body is a 422; a retry while the first request is still being
+    handled is a 409. Failed requests store nothing, so they can be retried with the same key; a
+    request that never finished (its process died) is abandoned once it is older than
+    `settings.idempotency_pending_s` (or at the next start-up), and its key works again.
     """
     if key is None:
         return produce().response()
@@ -69,33 +72,57 @@ def respond(
     digest = hashlib.sha256(
         json.dumps(jsonable_encoder(payload), sort_keys=True).encode()
     ).hexdigest()
-    session.add(IdempotencyRow(scope=scope, key=key, request_hash=digest))
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        return _replay(session, scope, key, digest)
+    replay = _claim(session, scope, key, digest, request.app.state.context.settings.idempotency_pending_s)
+    if replay is not None:
+        return replay
     try:
         outcome = produce()
+        body = outcome.json()
     except BaseException:
         session.rollback()
-        session.query(IdempotencyRow).filter_by(scope=scope, key=key).delete()
+        session.execute(delete(IdempotencyRow).where(
+            IdempotencyRow.scope == scope, IdempotencyRow.key == key, IdempotencyRow.status_code.is_(None)))
         session.commit()
         raise
-    row = session.get(IdempotencyRow, (scope, key))
-    row.status_code = outcome.status
-    row.body = outcome.json()
-    row.location = outcome.location
+    row = session.get(IdempotencyRow, (scope, key)) or IdempotencyRow(scope=scope, key=key, request_hash=digest)
+    row.status_code, row.body, row.location = outcome.status, body, outcome.location
+    session.merge(row)
     session.commit()
     return outcome.response()
 
 
-def _replay(session: Session, scope: str, key: str, digest: str) -> Response:
-    row = session.get(IdempotencyRow, (scope, key), populate_existing=True)
-    if row is None:
-        raise ApiError(409, "a request with this Idempotency-Key was just abandoned; retry")
-    if row.request_hash != digest:
-        raise ApiError(422, "this Idempotency-Key was used with a different request body")
-    if row.status_code is None:
-        raise ApiError(409, "a request with this Idempotency-Key is still being processed")
-    return Outcome(row.status_code, json.loads(row.body), row.location).response(replayed=True)
+def _claim(session: Session, scope: str, key: str, digest: str, pending_s: float) -> Response | None:
+    """None once this request owns the key (its pending row is stored); else the stored response to replay."""
+    for _ in range(3):
+        session.add(IdempotencyRow(scope=scope, key=key, request_hash=digest))
+        try:
+            session.commit()
+            return None
+        except IntegrityError:
+            session.rollback()
+        row = session.get(IdempotencyRow, (scope, key), populate_existing=True)
+        if row is None:
+            continue  # abandoned and released meanwhile
+        if row.request_hash != digest:
+            raise ApiError(422, "this Idempotency-Key was used with a different request body")
+        if row.status_code is not None:
+            return Outcome(row.status_code, json.loads(row.body), row.location).response(replayed=True)
+        if row.created_at > utcnow() - timedelta(seconds=pending_s):
+            raise ApiError(409, "a request with this Idempotency-Key is still being processed; retry later",
+                           headers={"Retry-After": "1"})
+        session.execute(delete(IdempotencyRow).where(
+            IdempotencyRow.scope == scope, IdempotencyRow.key == key, IdempotencyRow.status_code.is_(None),
+            IdempotencyRow.created_at == row.created_at))
+        session.commit()
+    raise ApiError(409, "this Idempotency-Key is contended by concurrent requests; retry", headers={"Retry-After": "1"})
+
+
+def release_pending(engine: Engine) -> int:
+    """Delete the keys of requests that never finished (no stored response); returns how many.
+
+    Called at start-up: no request of a previous process is still being handled.
+    """
+    with Session(engine) as session:
+        n = session.execute(delete(IdempotencyRow).where(IdempotencyRow.status_code.is_(None))).rowcount
+        session.commit()
+    return n

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,14 +11,18 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api import catalog, datasets, health, jobs, plans, profiles
+from app.bodies import AsciiJSONResponse
 from app.dependencies import Context
 from app.errors import PROBLEM_JSON, ProblemDetail, install_error_handlers, problem_responses
 from app.guards import ApiKeyMiddleware, BodyLimitMiddleware
+from app.idempotency import release_pending
 from app.jobs import create_runner
 from app.metrics import Metrics, MetricsMiddleware
 from app.settings import Settings, get_settings
 from app.store import create_store_engine, init_db, session_factory
 from app.store import jobs as job_store
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> FastAPI:
@@ -25,6 +30,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
     settings = settings or get_settings()
     engine = create_store_engine(settings.db)
     init_db(engine)
+    released = release_pending(engine)
+    if released:
+        log.warning("released %d Idempotency-Key(s) of requests a previous process left unanswered", released)
     sessions = session_factory(engine)
 
     def job_counts() -> dict[str, int]:
@@ -51,6 +59,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
         version=__version__,
         description="Plan which parameter-efficient adapters go on which layers, within a budget.",
         lifespan=lifespan,
+        default_response_class=AsciiJSONResponse,
         responses=problem_responses(400, 413, 500)
         | (problem_responses(401) if settings.api_key else {}),
     )

@@ -1,9 +1,11 @@
-"""Request-time checks of a model spec, and the profile cache key.
+"""Request-time checks of a model spec and profiling options, and the profile cache key.
 
-A model directory must lie under the configured models root (after
-resolving `..` and symlinks), and its weights must be safetensors: the
-service never unpickles user files. Configs with `auto_map` (custom code)
-are refused, so no user code is ever imported.
+A model directory must lie under the configured models root (after resolving `..` and symlinks)
+and hold safetensors weights and no pickle (`profiler.models.directory`): the service never
+unpickles user files. Configs with `auto_map` (custom code) are refused, so no user code is ever
+imported. A config's shape and estimated size are checked against the limits before a job is
+queued, and a job spec names a directory relative to the models root, so neither errors nor job
+bodies show server paths.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from typing import Any
 
 from app.errors import ApiError
 from app.settings import Settings
-from profiler.models.catalog import list_models
+from profiler.errors import ProfileError
+from profiler.jsontext import JsonTextError, loads
+from profiler.methods.registry import get_method
+from profiler.models.catalog import SHAPES
+from profiler.models.directory import check_model_dir
+from profiler.models.size import estimated_params
 from profiler.schema import ModelSpec, ProfileOptions
-
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
 def torch_version() -> str:
@@ -35,50 +40,87 @@ def _refuse_custom_code(config: dict[str, Any], where: str) -> None:
         raise ApiError(422, f"{where}: configs with `auto_map` (custom model code) are refused")
 
 
-def model_dir(path: str, settings: Settings, field: str = "model.path") -> Path:
-    """The resolved model directory, checked to lie under the models root; errors name `field`."""
+def _root(settings: Settings) -> Path:
     if settings.models_root is None:
         raise ApiError(422, "model directories are disabled: PEFT_PLANNER_MODELS_ROOT is not set")
-    root = settings.models_root.resolve()
-    resolved = (root / path).resolve()
+    return settings.models_root.resolve()
+
+
+def resolve_model_path(relative: str, settings: Settings) -> Path:
+    """The absolute directory of a model path stored relative to the models root (in a worker)."""
+    return _root(settings) / relative
+
+
+def model_dir(path: str, settings: Settings, field: str = "model.path") -> tuple[str, dict[str, Any]]:
+    """The model directory `path` relative to the models root, checked, and its config; ApiError naming
+    `field` if refused."""
+    root = _root(settings)
+    try:
+        resolved = (root / path).resolve()
+        is_dir = resolved.is_dir()
+    except (OSError, ValueError, RuntimeError) as exc:  # NUL bytes, names too long, symlink loops
+        reason = getattr(exc, "strerror", None) or str(exc).split(":")[0]
+        raise ApiError(422, f"{field}: not a usable path ({reason})") from None
     if not resolved.is_relative_to(root):
         raise ApiError(403, f"{field} {path!r} lies outside the models root")
-    if not resolved.is_dir():
-        raise ApiError(422, f"{field} {path!r} is not a directory under the models root")
-    config = resolved / "config.json"
+    relative = str(resolved.relative_to(root))
+    if not is_dir:
+        raise ApiError(422, f"{field} {path!r}: no such directory under the models root")
+    label = f"{field} {relative!r}"
     try:
-        loaded = json.loads(config.read_text())
-    except (OSError, ValueError) as exc:
-        raise ApiError(422, f"{field} {path!r}: no readable config.json ({exc})") from exc
-    if not isinstance(loaded, dict):
-        raise ApiError(422, f"{field} {path!r}: config.json is not an object")
-    _refuse_custom_code(loaded, field)
-    files = [f for f in resolved.iterdir() if f.is_file()]
-    pickled = [f.name for f in files if f.suffix in PICKLE_SUFFIXES]
-    if pickled and not any(f.suffix == ".safetensors" for f in files):
-        raise ApiError(
-            422, f"{field} {path!r}: only pickle weights ({pickled[0]}); "
-            "convert them to safetensors: user files are never unpickled",
-        )
-    return resolved
+        check_model_dir(resolved, label)
+    except ProfileError as exc:
+        raise ApiError(422, str(exc)) from None
+    try:
+        config = loads((resolved / "config.json").read_bytes())
+    except (JsonTextError, OSError) as exc:
+        raise ApiError(422, f"{label}: unreadable config.json ({exc})") from None
+    if not isinstance(config, dict):
+        raise ApiError(422, f"{label}: config.json is not an object")
+    _refuse_custom_code(config, field)
+    return relative, config
+
+
+def _check_size(config: dict[str, Any], settings: Settings, where: str) -> None:
+    """ApiError when the config's shape is out of bounds or its estimated size over the limit."""
+    if config.get("model_type") == "small-cnn":
+        return
+    try:
+        params = estimated_params(config)
+    except ProfileError as exc:
+        raise ApiError(422, f"{where}: {str(exc).removeprefix('config: ')}") from None
+    if params > settings.max_model_params:
+        raise ApiError(422, f"{where}: the model has about {params:,} parameters; the limit is "
+                       f"{settings.max_model_params:,} (PEFT_PLANNER_MAX_MODEL_PARAMS)")
 
 
 def checked_spec(spec: ModelSpec, settings: Settings) -> ModelSpec:
-    """The spec with its directory resolved; raises ApiError for what is refused."""
+    """The spec with its directory made relative to the models root; raises ApiError for what is refused."""
     if spec.path is not None:
-        return spec.model_copy(update={"path": str(model_dir(str(spec.path), settings))})
+        relative, config = model_dir(str(spec.path), settings)
+        _check_size(config, settings, "model.path")
+        return spec.model_copy(update={"path": relative})
     if spec.config is not None:
         _refuse_custom_code(spec.config, "model.config")
-    if spec.name is not None:
-        entry = next((m for m in list_models() if m.name == spec.name), None)
-        if entry is None:
-            raise ApiError(422, f"model.name {spec.name!r} is not in the catalog (GET /v1/models)")
-        if entry.params > settings.max_model_params:
-            raise ApiError(
-                422, f"{spec.name} has ~{entry.params} parameters; "
-                f"the limit is {settings.max_model_params}",
-            )
+        _check_size(spec.config, settings, "model.config")
+        return spec
+    shape = SHAPES.get(str(spec.name))
+    if shape is None:
+        raise ApiError(422, f"model.name {spec.name!r} is not in the catalog (GET /v1/models)")
+    if shape.entry.params > settings.max_model_params:
+        raise ApiError(422, f"model.name: {spec.name} has ~{shape.entry.params:,} parameters; "
+                       f"the limit is {settings.max_model_params} (PEFT_PLANNER_MAX_MODEL_PARAMS)")
     return spec
+
+
+def checked_options(options: ProfileOptions) -> ProfileOptions:
+    """The options, with every method checked against the registry (422 naming an unknown one)."""
+    for i, name in enumerate(options.methods):
+        try:
+            get_method(name)
+        except ProfileError as exc:
+            raise ApiError(422, f"options.methods.{i}: {exc}") from None
+    return options
 
 
 def _dir_fingerprint(path: Path) -> list[tuple[str, int, int]]:
@@ -87,12 +129,12 @@ def _dir_fingerprint(path: Path) -> list[tuple[str, int, int]]:
     )
 
 
-def cache_key(spec: ModelSpec, options: ProfileOptions) -> str:
+def cache_key(spec: ModelSpec, options: ProfileOptions, settings: Settings) -> str:
     """What identifies a profile: spec (with the directory's files), options, torch version."""
     identity = {
         "spec": spec.model_dump(mode="json"),
         "options": options.model_dump(mode="json"),
         "torch": torch_version(),
-        "files": _dir_fingerprint(Path(spec.path)) if spec.path is not None else None,
+        "files": _dir_fingerprint(resolve_model_path(spec.path, settings)) if spec.path is not None else None,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()

@@ -37,8 +37,18 @@ class Settings(BaseSettings):
     max_model_params: int = Field(
         default=20_000_000_000, ge=1, description="Largest model a job may profile."
     )
+    job_max_s: float = Field(
+        default=6 * 3600.0, gt=0, description="Wall-clock limit of one job run; past it the job fails."
+    )
+    cancel_grace_s: float = Field(
+        default=3.0, ge=0, description="How long a cancelled job's worker may run on before it is ended."
+    )
     max_queued_jobs: int = Field(default=16, ge=1, description="Queued jobs before 429.")
     solve_max_time_s: float = Field(default=30.0, gt=0, description="Time limit of one solve.")
+    idempotency_pending_s: float = Field(
+        default=300.0, gt=0,
+        description="A keyed request still unanswered after this long is abandoned: its key works again.",
+    )
     frontier_max_points: int = Field(default=50, ge=2, description="Most frontier points.")
 
 

@@ -5,6 +5,7 @@ Pure pydantic (no torch import), so the web service can import it cheaply.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -13,6 +14,10 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from solver import Strict
 
 DEFAULT_METHODS = ["lora", "adapter", "bitfit", "norm_affine", "prompt_tuning"]
+MAX_SETTINGS = 32
+"""Most values of one setting list (ranks, bottlenecks, prompt lengths)."""
+MAX_SEED = 2**63 - 1
+MAX_PATTERNS, MAX_PATTERN_CHARS = 256, 256
 
 
 class ModelSpec(Strict):
@@ -52,11 +57,11 @@ def _positive_unique(values: list[int], maximum: int, field: str) -> list[int]:
 class ProfileOptions(Strict):
     """What to measure (methods and their settings, sites) and how (shape, device, dtype, repeats)."""
 
-    methods: list[str] = Field(default_factory=lambda: list(DEFAULT_METHODS), min_length=1)
-    ranks: list[int] = Field(default_factory=lambda: [4, 8, 16])
-    bottlenecks: list[int] = Field(default_factory=lambda: [16, 64])
-    prompt_lengths: list[int] = Field(default_factory=lambda: [10, 20])
-    target_modules: list[str] | None = None
+    methods: list[str] = Field(default_factory=lambda: list(DEFAULT_METHODS), min_length=1, max_length=16)
+    ranks: list[int] = Field(default_factory=lambda: [4, 8, 16], max_length=MAX_SETTINGS)
+    bottlenecks: list[int] = Field(default_factory=lambda: [16, 64], max_length=MAX_SETTINGS)
+    prompt_lengths: list[int] = Field(default_factory=lambda: [10, 20], max_length=MAX_SETTINGS)
+    target_modules: list[str] | None = Field(default=None, max_length=MAX_PATTERNS)
     batch_size: int = Field(default=8, ge=1, le=4096)
     seq_len: int = Field(default=128, ge=1, le=131072)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -64,7 +69,7 @@ class ProfileOptions(Strict):
     repeats: int = Field(default=5, ge=1, le=1000, description="Timed repeats per measurement (after warm-up).")
     warmup: int = Field(default=2, ge=0, le=100, description="Untimed warm-up runs per measurement.")
     threads: int | None = Field(default=None, ge=1, le=1024, description="CPU threads; default: torch's current count.")
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
 
     @field_validator("methods")
     @classmethod
@@ -91,8 +96,17 @@ class ProfileOptions(Strict):
     @field_validator("target_modules")
     @classmethod
     def _targets(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None and (not v or any(not p for p in v)):
+        if v is None:
+            return v
+        if not v or any(not p for p in v):
             raise ValueError("target_modules: give non-empty patterns, or null for all sites")
+        for i, pattern in enumerate(v):
+            if len(pattern) > MAX_PATTERN_CHARS:
+                raise ValueError(f"target_modules.{i}: {len(pattern)} characters; the limit is {MAX_PATTERN_CHARS}")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"target_modules.{i}: {pattern!r} is not a regular expression ({exc})") from None
         return v
 
 

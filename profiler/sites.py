@@ -37,13 +37,14 @@ class Site:
 
 
 def find_layers(model: nn.Module) -> list[str]:
-    """Paths of the model's layers: the longest ModuleList/Sequential of same-type blocks (ties: more params).
+    """Paths of the model's layers: the longest ModuleList (a 1-layer model's too) or Sequential (of 2 or more:
+    one child is usually a wrapper) of same-type blocks (ties: more params).
 
     Falls back to the top-level children that hold parameters; [] for a model without any.
     """
     best: tuple[int, int, str, list[str]] | None = None
     for path, module in model.named_modules():
-        if not isinstance(module, (nn.ModuleList, nn.Sequential)) or len(module) < 2:
+        if not isinstance(module, (nn.ModuleList, nn.Sequential)) or len(module) < (1 if isinstance(module, nn.ModuleList) else 2):
             continue
         kinds = {type(child) for child in module}
         if len(kinds) != 1 or next(iter(kinds)) in (nn.Linear, nn.Dropout, nn.Identity):

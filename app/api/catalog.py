@@ -6,10 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from app.bodies import StrictRoute
 from profiler.methods import list_methods
 from profiler.models.catalog import list_models
 
-router = APIRouter(prefix="/v1", tags=["catalog"])
+router = APIRouter(prefix="/v1", tags=["catalog"], route_class=StrictRoute)
 
 
 @router.get("/models", summary="The built-in model catalog")

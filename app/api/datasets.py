@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from app.bodies import AsciiJSONResponse, StrictRoute
 from app.dependencies import Db, Paging
 from app.errors import ApiError, found, problem_responses
 from app.schemas import Page
@@ -17,7 +17,7 @@ from app.store import datasets as dataset_store
 from app.store.tables import DatasetRow
 from profiler.training.datasets import DatasetError, parse_dataset
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=StrictRoute)
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
@@ -49,7 +49,7 @@ async def create_dataset(
     request: Request, session: Db,
     format: Annotated[Literal["jsonl", "npz"], Query(description="How the body is encoded.")] = "jsonl",
     name: Annotated[str, Query(min_length=1, max_length=200)] = "dataset",
-) -> JSONResponse:
+) -> AsciiJSONResponse:
     """Validate the body (size-limited by the service's body limit) and store it; 201 with its summary."""
     body = await request.body()
     try:
@@ -57,8 +57,10 @@ async def create_dataset(
     except DatasetError as exc:
         raise ApiError(422, f"invalid {format} dataset: {exc}") from exc
     row = dataset_store.add(session, name, format, hashlib.sha256(body).hexdigest(), summary, body)
-    return JSONResponse(dataset_out(row).model_dump(mode="json"), status_code=201,
-                        headers={"Location": f"/v1/datasets/{row.id}"})
+    response = AsciiJSONResponse(dataset_out(row).model_dump(mode="json"), status_code=201,
+                                 headers={"Location": f"/v1/datasets/{row.id}"})
+    session.commit()  # only once the response is built: nothing is stored that cannot be read back
+    return response
 
 
 @router.get("", response_model=Page[DatasetOut], responses=problem_responses(422))

@@ -7,10 +7,11 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from app.bodies import StrictRoute
 from app.dependencies import Ctx
 from app.errors import ApiError, problem_responses
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=StrictRoute)
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
+from app.bodies import StrictRoute
 from app.dependencies import Ctx, Db
 from app.errors import ApiError, found, problem_responses
 from app.schemas import JobOut, job_out
 from app.store import jobs as job_store
 from app.store.tables import JobRow
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictRoute)
 
 
 def job_row(session: Session, job_id: str) -> JobRow:

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.orm import Session
 
+from app.bodies import StrictRoute
 from app.dependencies import Context, Ctx, Db, Paging
 from app.errors import ApiError, found, problem_responses
 from app.idempotency import IdempotencyKey, Outcome, respond
@@ -32,7 +33,7 @@ from profiler.errors import ProfileError
 from profiler.methods.export import PeftExport, Unsupported, export_plan
 from solver import Plan, Problem, SolveTimeout, Strict, solve
 
-router = APIRouter(prefix="/v1/plans", tags=["plans"])
+router = APIRouter(prefix="/v1/plans", tags=["plans"], route_class=StrictRoute)
 
 
 class PlanRequest(Strict):

@@ -11,22 +11,24 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.orm import Session
 
+from app.bodies import StrictRoute, where
 from app.dependencies import Context, Ctx, Db, Paging
 from app.errors import ApiError, problem_responses
 from app.idempotency import IdempotencyKey, Outcome, respond
 from app.jobs.queue import accepted, checked_task, queue_job, queue_task_job
 from app.jobs.specs import GainsJob, GainsRequest
-from app.modelspec import cache_key, checked_spec
+from app.modelspec import cache_key, checked_options, checked_spec
 from app.planning import BudgetSpec, GainSpec, PlanningError, problem_from_profile
 from app.planning.chart import frontier_svg
 from app.planning.profiles import load_profile, profile_row
 from app.schemas import JobOut, Page
 from app.store import jobs as job_store
 from app.store import profiles as profile_store
+from profiler.jsontext import JsonTextError, loads
 from profiler.schema import ModelSpec, Profile, ProfileOptions
 from solver import Frontier, Strict, frontier
 
-router = APIRouter(prefix="/v1/profiles", tags=["profiles"])
+router = APIRouter(prefix="/v1/profiles", tags=["profiles"], route_class=StrictRoute)
 SVG = "image/svg+xml"
 
 
@@ -64,7 +66,7 @@ def create_profile(
 
     def produce() -> Outcome:
         spec = checked_spec(body.model, ctx.settings)
-        key = cache_key(spec, body.options)
+        key = cache_key(spec, checked_options(body.options), ctx.settings)
         spec_json, options_json = spec.model_dump(mode="json"), body.options.model_dump(mode="json")
         stored = profile_store.by_cache_key(session, key)
         if stored is not None:
@@ -114,7 +116,9 @@ def _gain_spec(gains: str | None) -> GainSpec | None:
     if gains is None:
         return None
     try:
-        return GainSpec.model_validate_json(gains)
+        return GainSpec.model_validate(loads(gains))
+    except JsonTextError as exc:
+        raise ApiError(422, f"{where(exc.loc, 'query.gains')}: {exc}") from None
     except ValidationError as exc:
         raise RequestValidationError([
             {**error, "loc": ("query", "gains", *error["loc"])}

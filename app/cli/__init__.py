@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
+from typing import Any
 
 # Each module defines `register(subparsers)`, which adds its parser and sets
 # `func(args) -> int` as the parser's default. Modules are imported only when
@@ -20,6 +22,21 @@ SUBCOMMANDS = {
 
 class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
+
+
+def read_json(path: str) -> Any:
+    """The strict JSON (`profiler.jsontext`) in file `path`, or stdin for "-"; CliError saying why not."""
+    from profiler.jsontext import JsonTextError, loads
+
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return loads(data)
+    except JsonTextError as exc:
+        where = ".".join(str(part) for part in exc.loc[:8])
+        raise CliError(f"{path}: {where + ': ' if where else ''}{exc}") from None
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

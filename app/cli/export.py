@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from app.cli import CliError
+from app.cli import CliError, read_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,13 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _selected(path: str) -> list[str]:
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-        data = json.loads(text)
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    data = read_json(path)
     plan = data.get("plan", data) if isinstance(data, dict) else None
     selected = plan.get("selected") if isinstance(plan, dict) else None
     if not isinstance(selected, list) or not all(isinstance(i, str) for i in selected):

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.cli import CliError
+from app.cli import CliError, read_json
 from profiler.gains.registry import SOURCES
 
 
@@ -46,9 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report and args.source != "gradient":
         raise CliError("--report is the gradient source's GainReport: use it with --source gradient")
     try:
-        profile = Profile.model_validate_json(Path(args.profile).read_text())
-    except OSError as exc:
-        raise CliError(f"cannot read {args.profile}: {exc.strerror}") from None
+        profile = Profile.model_validate(read_json(args.profile))
     except ValidationError as exc:
         raise CliError(f"{args.profile} is not a profile: {exc.errors()[0]['msg']}") from None
     task = None

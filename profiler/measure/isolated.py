@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from profiler.errors import ProfileError
 from profiler.measure.flops import dispatch_counter, forward_flops
 from profiler.measure.memory import cuda_peak_bytes, saved_activation_bytes, training_state_bytes
 from profiler.measure.tensors import materialize, tensor_leaves
@@ -129,7 +130,9 @@ def measure_site(unit: SiteUnit) -> SiteMeasurement:
 def _with_grad_input(args: Any, kwargs: Any) -> tuple[Any, Any, torch.Tensor]:
     """Mark the first floating tensor argument (the hidden states) as requiring grad."""
     leaves, spec = tree_flatten((args, kwargs))
-    index = next(i for i, t in enumerate(leaves) if isinstance(t, torch.Tensor) and t.is_floating_point())
+    index = next((i for i, t in enumerate(leaves) if isinstance(t, torch.Tensor) and t.is_floating_point()), None)
+    if index is None:
+        raise ProfileError("a layer takes no floating-point input (hidden states) to measure its backward through")
     leaves[index] = leaves[index].detach().requires_grad_(True)
     a, kw = tree_unflatten(leaves, spec)
     return a, kw, leaves[index]

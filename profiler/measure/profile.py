@@ -11,13 +11,14 @@ from profiler.schema import ModelSpec, Profile, ProfileOptions
 
 
 def profile_model(spec: ModelSpec, options: ProfileOptions, progress: Callable[[int, int], None] | None = None,
-                  should_cancel: Callable[[], bool] | None = None) -> Profile:
+                  should_cancel: Callable[[], bool] | None = None, max_params: int | None = None) -> Profile:
     """Profile every candidate of `spec` under `options`; `progress(done, total)` counts measurement units.
 
-    Raises ProfileError for models, configs or shapes that cannot be profiled, Cancelled when
-    `should_cancel()` turns true (checked between measurements).
+    Raises ProfileError for models, configs or shapes that cannot be profiled (and, before anything is
+    measured, for a model of more than `max_params` parameters), Cancelled when `should_cancel()` turns
+    true (checked between measurements).
     """
-    prepared = prepare(spec, options)
+    prepared = prepare(spec, options, max_params)
     total = len(prepared.units)
     if progress:
         progress(0, total)

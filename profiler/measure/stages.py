@@ -124,11 +124,16 @@ def _trace_on(spec: ModelSpec, options: ProfileOptions, device: str, attention: 
     return _Traced(built, trace, longer, flops)
 
 
-def _trace(spec: ModelSpec, options: ProfileOptions, device: str, extra: list[int]) -> _Traced:
-    """Trace on meta (shapes only), then on meta with eager attention, then materialized if it fits."""
+def _trace(spec: ModelSpec, options: ProfileOptions, device: str, extra: list[int], max_params: int | None) -> _Traced:
+    """Trace on meta (shapes only), then on meta with eager attention, then materialized if it fits.
+
+    ProfileError before any tracing when the model has more than `max_params` parameters.
+    """
     errors = []
     meta = build(spec, "meta")
     params = sum(p.numel() for p in meta.model.parameters())
+    if max_params is not None and params > max_params:
+        raise ProfileError(f"the model has {params:,} parameters; the limit is {max_params:,}")
     attempts = [("meta", "sdpa"), ("meta", "eager")] + ([(device, "sdpa")] if _fits(params, device) else [])
     for dev, attention in attempts:
         try:
@@ -152,8 +157,9 @@ def _meta_copy(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module).to("meta")
 
 
-def prepare(spec: ModelSpec, options: ProfileOptions) -> Prepared:
-    """Build the model, record shapes, list sites, candidates (with exact params) and unique units."""
+def prepare(spec: ModelSpec, options: ProfileOptions, max_params: int | None = None) -> Prepared:
+    """Build the model, record shapes, list sites, candidates (with exact params) and unique units;
+    ProfileError first thing for a model of more than `max_params` parameters."""
     start = time.perf_counter()
     methods: list[Method] = [get_method(name) for name in options.methods]
     device = resolve_device(options.device)
@@ -163,7 +169,7 @@ def prepare(spec: ModelSpec, options: ProfileOptions) -> Prepared:
     sequence = [m for m in methods if m.measured_by == "sequence"]
     extra = sorted({s for m in sequence for s in m.settings(options) if s is not None})
     _check_shape(spec, options, extra)
-    traced = _trace(spec, options, device, extra)
+    traced = _trace(spec, options, device, extra, max_params)
     model = freeze(traced.built.model)
     layer_paths = find_layers(model)
     sites = find_sites(model, layer_paths, traced.trace, options.target_modules)

@@ -44,13 +44,13 @@ def _config_of(spec: ModelSpec) -> dict[str, Any]:
         return dict(spec.config)
     path = Path(str(spec.path))
     if not (path / "config.json").is_file():
-        raise ProfileError(f"model directory {str(path)!r} has no config.json")
+        raise ProfileError(f"model directory {path.name!r} has no config.json")
     from transformers import AutoConfig
 
     try:
         return AutoConfig.from_pretrained(str(path), local_files_only=True).to_dict()
     except (OSError, ValueError, KeyError) as exc:
-        raise ProfileError(f"cannot read the config in {str(path)!r}: {_one_line(exc)}") from None
+        raise ProfileError(f"cannot read the config in {path.name!r}: {_one_line(exc)}") from None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -8,7 +8,6 @@ parsed by `parse_dataset`, which rejects anything malformed with a one-line `Dat
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from profiler.errors import ProfileError
+from profiler.jsontext import JsonTextError, loads
 
 MAX_EXAMPLES = 200_000
 MAX_TEXT_CHARS = 20_000
@@ -91,19 +91,17 @@ def _check_size(n: int) -> None:
 def parse_jsonl(data: bytes) -> Dataset:
     """One JSON object per line with a non-empty string "text" and a string or integer "label"."""
     try:
-        lines = data.decode("utf-8").splitlines()
+        body = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DatasetError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     texts, labels = [], []
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(body.split("\n"), 1):  # JSON Lines: only "\n" ends a line (not U+2028)
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"line {number}: invalid JSON ({exc.msg})") from None
-        except RecursionError:
-            raise DatasetError(f"line {number}: JSON nested too deeply") from None
+            row = loads(line)
+        except JsonTextError as exc:
+            raise DatasetError(f"line {number}: {exc}") from None
         if not isinstance(row, dict):
             raise DatasetError(f"line {number}: expected an object with \"text\" and \"label\"")
         text, label = row.get("text"), row.get("label")
@@ -144,6 +142,10 @@ def parse_npz(data: bytes) -> Dataset:
         raise DatasetError(f"y must be a 1-D integer array (got {y.dtype}, {y.ndim}-D)")
     if x.shape[0] != y.shape[0]:
         raise DatasetError(f"x has {x.shape[0]} examples but y has {y.shape[0]}")
+    if 0 in x.shape[1:]:
+        raise DatasetError(f"x has an empty feature axis (shape {list(x.shape)})")
+    if y.size and y.dtype.kind == "u" and int(y.max()) > np.iinfo(np.int64).max:
+        raise DatasetError(f"y holds {int(y.max())}, beyond the int64 range of labels")
     _check_size(int(y.shape[0]))
     x = x.astype(np.float32)
     if not np.isfinite(x).all():

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Annotated
 
 import torch
 from pydantic import BaseModel, Field
 from torch import nn
 from torch.nn import functional as F
 
+from profiler.schema import MAX_SEED
 from profiler.training.task import Classifier, Encoded
 from solver import Strict
 
@@ -36,10 +38,11 @@ class TrainConfig(Strict):
 
     steps: int = Field(default=120, ge=0, le=1_000_000)
     batch_size: int = Field(default=16, ge=1, le=4096)
-    seed: int = Field(default=0, ge=0)
-    lr: dict[str, float] = Field(default_factory=dict, description="Overrides of DEFAULT_LR by method.")
-    weight_decay: float = Field(default=0.0, ge=0)
-    eval_batch_size: int = Field(default=128, ge=1)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
+    lr: dict[Annotated[str, Field(max_length=64)], Annotated[float, Field(gt=0, le=10)]] = Field(
+        default_factory=dict, max_length=32, description="Overrides of DEFAULT_LR by method.")
+    weight_decay: float = Field(default=0.0, ge=0, le=10)
+    eval_batch_size: int = Field(default=128, ge=1, le=4096)
 
     def lr_of(self, method: str) -> float:
         """The learning rate of `method` (override, default, or the LoRA default for unknown methods)."""

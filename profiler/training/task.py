@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from profiler.models.directory import check_model_dir
 from profiler.training.datasets import Dataset, DatasetError
 from profiler.training.rotten import rotten_tomatoes_splits
 
@@ -140,17 +141,20 @@ def minilm_path() -> str:
 
 
 def load_encoder(path: str) -> tuple[nn.Module, Any | None]:
-    """A pretrained transformers encoder (no pooler) and its tokenizer (None if it has none), offline."""
+    """A pretrained transformers encoder (no pooler) and its tokenizer (None if it has none), offline, from
+    safetensors weights only (`profiler.models.directory`)."""
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    check_model_dir(Path(path), f"model directory {Path(path).name!r}")
     hf_logging.set_verbosity_error()  # the dropped pooler is expected, not news
+    load = {"local_files_only": True, "use_safetensors": True}
     try:
-        model = AutoModel.from_pretrained(path, add_pooling_layer=False, local_files_only=True)
+        model = AutoModel.from_pretrained(path, add_pooling_layer=False, **load)
     except TypeError:
-        model = AutoModel.from_pretrained(path, local_files_only=True)
+        model = AutoModel.from_pretrained(path, **load)
     except OSError as exc:
-        raise DatasetError(f"cannot load a model from {path!r}: {' '.join(str(exc).split())[:200]}") from None
+        raise DatasetError(f"cannot load a model from {Path(path).name!r}: {' '.join(str(exc).split())[:200]}") from None
     tokenizer = None
     if any((Path(path) / name).is_file() for name in TOKENIZER_FILES):  # else transformers builds an empty one
         try:

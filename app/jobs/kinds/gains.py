@@ -32,7 +32,7 @@ def _source_profile(engine: Engine, profile_id: str) -> Profile:
         return Profile.model_validate_json(row.body)
 
 
-def run_gains(engine: Engine, job: JobRow, _settings: Settings, watch: Watch) -> JobOutput:
+def run_gains(engine: Engine, job: JobRow, settings: Settings, watch: Watch) -> JobOutput:
     """Estimate the gains the job asks for and store the profile carrying them."""
     spec = GainsJob.model_validate(job.spec)
     profile = _source_profile(engine, spec.profile_id)
@@ -40,7 +40,7 @@ def run_gains(engine: Engine, job: JobRow, _settings: Settings, watch: Watch) ->
     if SOURCES[spec.source].needs_task:
         assert spec.task is not None  # GainsRequest requires it for sources that train
         watch.note("loading the task")
-        task = load_task(engine, spec.task)
+        task = load_task(engine, spec.task, settings)
     gained, report = fill_gains(profile, spec.source, task, spec.train, spec.workers, progress=watch.note)
     key = hashlib.sha256(f"gains:{job.id}".encode()).hexdigest()
     result = None if report is None else report.model_dump(mode="json")

@@ -20,7 +20,7 @@ from profiler.errors import ProfileError
 from profiler.training.validate import validate_plan
 
 
-def run_validation(engine: Engine, job: JobRow, _settings: Settings, watch: Watch) -> JobOutput:
+def run_validation(engine: Engine, job: JobRow, settings: Settings, watch: Watch) -> JobOutput:
     """Train the plan and the baseline on the job's task; the PlanValidation is the result."""
     spec = ValidationJob.model_validate(job.spec)
     with Session(engine) as session:
@@ -29,7 +29,7 @@ def run_validation(engine: Engine, job: JobRow, _settings: Settings, watch: Watc
             raise ProfileError(f"plan {spec.plan_id!r} no longer exists")
         selected, predicted = list(row.plan["selected"]), float(row.plan["gain"])
     watch.note("loading the task")
-    task = load_task(engine, spec.task)
+    task = load_task(engine, spec.task, settings)
     watch.note(f"training {len(selected)} candidate(s) and the head-only baseline: "
                f"{spec.seeds} seed(s) x {spec.train.steps} steps")
     report = validate_plan(task, selected, spec.train, spec.seeds, predicted_points=predicted)
