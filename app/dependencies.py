@@ -64,6 +64,10 @@ class Context:
     frontiers: LRU = field(default_factory=lambda: LRU(64))
     problems: LRU = field(default_factory=lambda: LRU(128))
     solved: LRU = field(default_factory=lambda: LRU(4096))
+    solves: threading.BoundedSemaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.solves = threading.BoundedSemaphore(self.settings.max_concurrent_solves)
 
 
 async def get_context(request: Request) -> Context:

@@ -58,9 +58,10 @@ def model_dir(path: str, settings: Settings, field: str = "model.path") -> tuple
     try:
         resolved = (root / path).resolve()
         is_dir = resolved.is_dir()
-    except (OSError, ValueError, RuntimeError) as exc:  # NUL bytes, names too long, symlink loops
-        reason = getattr(exc, "strerror", None) or str(exc).split(":")[0]
-        raise ApiError(422, f"{field}: not a usable path ({reason})") from None
+    except RuntimeError:  # Path.resolve's report of a symlink loop (it names the absolute path)
+        raise ApiError(422, f"{field}: not a usable path (a symlink loop)") from None
+    except (OSError, ValueError) as exc:  # names too long, NUL bytes
+        raise ApiError(422, f"{field}: not a usable path ({getattr(exc, 'strerror', None) or exc})") from None
     if not resolved.is_relative_to(root):
         raise ApiError(403, f"{field} {path!r} lies outside the models root")
     relative = str(resolved.relative_to(root))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -45,6 +46,11 @@ class Settings(BaseSettings):
     )
     max_queued_jobs: int = Field(default=16, ge=1, description="Queued jobs before 429.")
     solve_max_time_s: float = Field(default=30.0, gt=0, description="Time limit of one solve.")
+    max_concurrent_solves: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, le=1024,
+        description="Solves running at once (default: the CPU count); more requests wait for a slot.",
+    )
+    solve_wait_s: float = Field(default=5.0, ge=0, description="How long a plan request waits for a solve slot (then 503).")
     idempotency_pending_s: float = Field(
         default=300.0, gt=0,
         description="A keyed request still unanswered after this long is abandoned: its key works again.",

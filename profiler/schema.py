@@ -191,7 +191,7 @@ class Profile(Strict):
     uncounted_ops: dict[str, int] = Field(default_factory=dict, description="Ops counted as 0 FLOPs (e.g. lookups, masks).")
     options: ProfileOptions
     spec: ModelSpec
-    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC), strict=False)
     timings: ProfileTimings = Field(default_factory=ProfileTimings)
 
 

@@ -20,9 +20,10 @@ MAX_LAYER = 1_000_000
 
 
 class Strict(BaseModel):
-    """Base: unknown fields are errors, NaN and infinities are rejected."""
+    """Base: unknown fields are errors, NaN and infinities are rejected, and types are strict (`false` is no
+    number, `"3"` no integer; a field that must parse text, like a timestamp, says so)."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class Candidate(Strict):

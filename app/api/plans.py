@@ -130,6 +130,11 @@ def _checked(
 
 
 def _solve(ctx: Context, problem: Problem) -> Plan:
+    """Solve within the service's time limit, at most `settings.max_concurrent_solves` at once; a request that
+    waits `settings.solve_wait_s` for a slot is a 503 with Retry-After."""
+    if not ctx.solves.acquire(timeout=ctx.settings.solve_wait_s):
+        raise ApiError(503, f"{ctx.settings.max_concurrent_solves} solves are running (the limit); retry shortly",
+                       headers={"Retry-After": "1"})
     try:
         plan = solve(problem, max_time_s=ctx.settings.solve_max_time_s)
     except SolveTimeout as exc:
@@ -137,6 +142,8 @@ def _solve(ctx: Context, problem: Problem) -> Plan:
             503, f"no feasible plan found within {ctx.settings.solve_max_time_s} s: {exc}",
             headers={"Retry-After": "1"},
         ) from exc
+    finally:
+        ctx.solves.release()
     ctx.metrics.solve.labels(plan.objective, plan.status).observe(plan.solve_ms / 1e3)
     return plan
 

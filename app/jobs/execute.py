@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from collections.abc import Callable
 
@@ -16,6 +17,14 @@ from app.store.tables import JobRow
 from profiler.errors import Cancelled
 
 log = logging.getLogger(__name__)
+
+
+def public(message: str, settings: Settings) -> str:
+    """An error message as a client may see it: paths under the models root made relative to it."""
+    if settings.models_root is None:
+        return message
+    root = str(settings.models_root.resolve())
+    return message.replace(root + os.sep, "").replace(root, ".")
 
 
 def run_job(
@@ -32,10 +41,10 @@ def run_job(
         log.info("job %s stopped (cancelled, re-queued or shutting down)", job.id)
         return
     except ValueError as exc:  # ProfileError, DatasetError, pydantic's ValidationError: the message says why
-        jobs.finish(engine, job.id, worker, state="failed", error=str(exc))
+        jobs.finish(engine, job.id, worker, state="failed", error=public(str(exc), settings))
         return
     except Exception as exc:  # noqa: BLE001 - any other error fails the job with its name
         log.error("job %s failed:\n%s", job.id, traceback.format_exc())
-        jobs.finish(engine, job.id, worker, state="failed", error=f"{type(exc).__name__}: {exc}")
+        jobs.finish(engine, job.id, worker, state="failed", error=public(f"{type(exc).__name__}: {exc}", settings))
         return
     jobs.finish(engine, job.id, worker, state="succeeded", profile_id=output.profile_id, result=output.result)

@@ -1,8 +1,8 @@
 """A worker process: claims queued jobs from the job table and runs them.
 
-Started by the local runner as `python -m app.jobs.worker`; it writes the job it runs to its state file. It exits on
-SIGTERM/SIGINT or when its parent (the service) is gone, abandoning the job
-in hand; the service re-queues it on its next start.
+Started by the local runner as `python -m app.jobs.worker`; it writes the job it runs to its state
+file. It stops between jobs on SIGTERM/SIGINT, and exits at once, even inside a job, when its parent
+(the service) is gone; the service re-queues the abandoned job on its next start.
 """
 
 from __future__ import annotations
@@ -42,6 +42,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def should_stop() -> bool:
         return stop.is_set() or os.getppid() != args.parent_pid
+
+    def orphan_watch() -> None:
+        """Exit at once when the service is gone, even inside a job: the next service start re-queues it."""
+        while not stop.wait(1.0):
+            if os.getppid() != args.parent_pid:
+                log.warning("the service (pid %d) is gone; exiting", args.parent_pid)
+                os._exit(3)
+
+    threading.Thread(target=orphan_watch, name="orphan-watch", daemon=True).start()
 
     while not should_stop():
         job = jobs.claim_next(engine, args.worker_id)

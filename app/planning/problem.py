@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -55,7 +55,8 @@ class MethodGain(Strict):
     """A method's gain: a default for every layer and overrides by layer index."""
 
     default: float | None = Field(default=None, ge=0)
-    layers: dict[int, float] = Field(default_factory=dict)
+    layers: dict[Annotated[int, Field(strict=False)], float] = Field(
+        default_factory=dict, description='Gains by layer index (JSON keys are strings: "3").')
 
     @field_validator("layers")
     @classmethod

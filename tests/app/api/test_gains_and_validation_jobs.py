@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,6 +127,36 @@ def test_validation_job_reports_realized_next_to_predicted(service: TestClient, 
     assert [(run["seed"], run["steps"]) for run in result["plan_runs"]] == [(3, 5), (4, 5)]
     assert result["plan_runs"][0]["trainable_params"] == plan["plan"]["params"]
     assert len(result["baseline_runs"]) == 2 and job["profile_id"] is None
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_cancelled_validation_job_stops_using_cpu_within_seconds(service: TestClient, profile_id: str,
+                                                                   dataset_id: str) -> None:
+    """A validation run has no cancellation checkpoint inside: the runner ends the worker that runs it."""
+    plan = service.post("/v1/plans", json={"profile_id": profile_id, "budget": {"params": "5%"},
+                                           "gains": {"methods": {"lora": 1.0, "bitfit": 0.5}}}).json()
+    body = {"task": {"dataset_id": dataset_id, "model_path": "tiny-bert"}, "train": {"steps": 100_000, "batch_size": 8}}
+    url = service.post(f"/v1/plans/{plan['id']}/validation", json=body).headers["location"]
+    runner = service.app.state.context.runner
+    deadline = time.monotonic() + 60
+    while "training" not in (service.get(url).json()["message"] or ""):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    (worker,) = [h for h in runner.procs.values() if (h.current() or ("",))[0] == url.rsplit("/", 1)[-1]]
+    busy = _cpu_s(worker.proc.pid)
+    time.sleep(1)
+    assert _cpu_s(worker.proc.pid) - busy > 0.3, "the job was not using the CPU to begin with"
+    assert service.delete(url).json()["state"] == "cancelled"
+    deadline = time.monotonic() + runner.settings.cancel_grace_s + 5
+    while worker.proc.poll() is None:
+        assert time.monotonic() < deadline, "the worker still runs the cancelled job"
+        time.sleep(0.1)
+    assert service.get(url).json()["state"] == "cancelled"
 
 
 def problem(r, status: int, detail: str) -> None:
