@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import AutoConfig, AutoModel
 
 from profiler.errors import ProfileError
 from profiler.models.catalog import SHAPES
@@ -45,8 +46,6 @@ def _config_of(spec: ModelSpec) -> dict[str, Any]:
     path = Path(str(spec.path))
     if not (path / "config.json").is_file():
         raise ProfileError(f"model directory {path.name!r} has no config.json")
-    from transformers import AutoConfig
-
     try:
         return AutoConfig.from_pretrained(str(path), local_files_only=True).to_dict()
     except (OSError, ValueError, KeyError) as exc:
@@ -59,8 +58,6 @@ def _one_line(exc: BaseException) -> str:
 
 def hf_config(config: dict[str, Any]) -> Any:
     """A transformers PretrainedConfig from a dict with `model_type`; ProfileError if invalid."""
-    from transformers import AutoConfig
-
     config = dict(config)
     model_type = config.pop("model_type")
     for key in ("architectures", "transformers_version", "_name_or_path", "torch_dtype", "dtype"):
@@ -98,8 +95,6 @@ def build(spec: ModelSpec, device: torch.device | str = "meta", attention: str |
         return Built(model.eval(), spec.label(), "SmallCNN", _image_inputs(3, CNN_IMAGE),
                      lambda seq: CNN_IMAGE * CNN_IMAGE, False)
     cfg = hf_config(config)
-    from transformers import AutoModel
-
     try:
         with torch.device(device):
             model = AutoModel.from_config(cfg, attn_implementation=attention) if attention else AutoModel.from_config(cfg)
