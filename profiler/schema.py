@@ -65,7 +65,21 @@ class ProfileOptions(Strict):
     batch_size: int = Field(default=8, ge=1, le=4096)
     seq_len: int = Field(default=128, ge=1, le=131072)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="Dtype of the frozen weights: auto takes the config's torch_dtype, else float32. "
+        "Adapters train in float32 beside a half-precision base (peft's default).")
+    task: Literal["auto", "causal_lm", "classification"] = Field(
+        default="auto", description="The model trained: causal_lm profiles the ForCausalLM class (lm_head included); "
+        "classification the base model with a linear head of num_labels; auto: causal_lm for decoder configs.")
+    num_labels: int = Field(default=2, ge=2, le=100_000, description="Classes of a classification head.")
+    checkpointing: bool = Field(default=False, description="Gradient checkpointing per layer: layers keep only "
+                                "their input and recompute their forward in the backward pass.")
+    quantization: Literal["none", "int8", "nf4"] = Field(
+        default="none", description="Storage of the frozen linear weights inside layers (QLoRA-style int8 or NF4), "
+        "for the memory account only (no quantized kernels run).")
+    timing: Literal["measure", "none"] = Field(
+        default="measure", description="none: nothing is timed; units run on the meta device (shapes only): FLOPs "
+        "and memory are counted as usual, latencies are 0.")
     repeats: int = Field(default=5, ge=1, le=1000, description="Timed repeats per measurement (after warm-up).")
     warmup: int = Field(default=2, ge=0, le=100, description="Untimed warm-up runs per measurement.")
     threads: int | None = Field(default=None, ge=1, le=1024, description="CPU threads; default: torch's current count.")
@@ -118,6 +132,8 @@ class ModelInfo(Strict):
     num_layers: int = Field(ge=0)
     forward_flops: float = Field(ge=0, description="Whole-model forward FLOPs at the profiled shape.")
     architecture: str = ""
+    task: str = Field(default="", description="causal_lm or classification: what the profiled class trains for.")
+    head: str = Field(default="", description="The head the task trains with (lm_head, tied or not; a linear head).")
 
 
 class ProfileCandidate(Strict):
@@ -133,14 +149,19 @@ class ProfileCandidate(Strict):
     params: int = Field(gt=0)
     flops: float = Field(gt=0, description="Training FLOPs added per step (forward + backward).")
     latency_ms: float = Field(ge=0, description="Inference latency added per batch (unmerged).")
-    memory_bytes: float = Field(ge=0, description="Training memory added: params, grads, Adam state, saved activations.")
+    memory_bytes: float = Field(ge=0, description="Training memory added: state_bytes + activation_bytes (a saved "
+                                "input shared with other candidates is counted in `saved_inputs`).")
     site: str
     config: dict[str, Any] = Field(default_factory=dict)
     inference_flops: float = Field(ge=0, description="Forward FLOPs added per batch.")
     train_step_ms: float = Field(ge=0, description="Training-step time added per batch.")
     latency_spread_ms: float = Field(default=0.0, ge=0, description="Interquartile range of latency_ms.")
     train_step_spread_ms: float = Field(default=0.0, ge=0, description="Interquartile range of train_step_ms.")
-    activation_bytes: float = Field(default=0.0, ge=0)
+    activation_bytes: float = Field(default=0.0, ge=0, description="Activations it saves for backward, besides "
+                                    "its saved input.")
+    state_bytes: float = Field(default=0.0, ge=0, description="Its trainable parameters, gradients and AdamW moments.")
+    saved_input: str | None = Field(default=None, description="Key of the input activation it saves (in "
+                                    "`saved_inputs`): paid once by every candidate that saves it.")
     peak_memory_bytes: float | None = Field(default=None, description="Measured CUDA peak added (CUDA only).")
     measurement: str = Field(default="", description="Key of the shared measurement this came from.")
     estimated: list[str] = Field(
@@ -162,6 +183,35 @@ class ProfileLayer(Strict):
     backward_ms: float = Field(ge=0)
     forward_spread_ms: float = Field(default=0.0, ge=0)
     backward_spread_ms: float = Field(default=0.0, ge=0)
+
+
+class SavedInput(Strict):
+    """An activation several sites read (q, k and v read one input): saved once when any adapter needs it."""
+
+    key: str
+    layer: int | None = None
+    bytes: float = Field(ge=0)
+
+
+class MemoryParts(Strict):
+    """Training memory by part, bytes: what the `memory_breakdown` of a plan adds up."""
+
+    weights: float = Field(default=0.0, ge=0, description="Frozen weights in their storage dtype (or quantized).")
+    trainable_state: float = Field(default=0.0, ge=0, description="Trainable parameters, gradients, AdamW moments.")
+    activations: float = Field(default=0.0, ge=0, description="Tensors saved for backward, each storage once.")
+    logits: float = Field(default=0.0, ge=0, description="LM heads: the logits and the loss's float32 copy.")
+    overhead: float = Field(default=0.0, ge=0, description="CUDA context and allocator reserve on GPU; 0 on CPU.")
+
+
+class ProfileMemory(Strict):
+    """The fixed parts of training memory (paid by any plan) and how the parts are counted."""
+
+    fixed: MemoryParts = Field(default_factory=MemoryParts)
+    dtype: str = Field(default="float32", description="Storage dtype of the frozen weights.")
+    adapter_dtype: str = Field(default="float32", description="Dtype of new adapter parameters and their state.")
+    quantization: str = "none"
+    checkpointing: bool = False
+    notes: list[str] = Field(default_factory=list)
 
 
 class ProfileTimings(Strict):
@@ -189,6 +239,9 @@ class Profile(Strict):
     candidates: list[ProfileCandidate]
     layers: list[ProfileLayer]
     uncounted_ops: dict[str, int] = Field(default_factory=dict, description="Ops counted as 0 FLOPs (e.g. lookups, masks).")
+    saved_inputs: list[SavedInput] = Field(default_factory=list)
+    memory: ProfileMemory = Field(default_factory=ProfileMemory)
+    timed: bool = Field(default=True, description="Whether latencies were measured (false: options.timing none).")
     options: ProfileOptions
     spec: ModelSpec
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC), strict=False)

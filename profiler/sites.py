@@ -24,6 +24,8 @@ class Site:
 
     kind: "linear" (Linear / transformers Conv1D), "conv" (Conv2d, groups 1), "bias", "norm",
     "embedding" (input token embedding), "adapter" (output of a layer's attention or MLP block).
+    `input_of` names the module whose input this site reads too (`Call.input_of`): sites of one name
+    read one tensor, whose saved copy any of their adapters pays once.
     """
 
     path: str
@@ -34,6 +36,7 @@ class Site:
     out_spec: TensorSpec | None
     dims: dict[str, Any] = field(default_factory=dict)
     position: str | None = None
+    input_of: str | None = None
 
 
 def find_layers(model: nn.Module) -> list[str]:
@@ -158,7 +161,7 @@ def find_sites(model: nn.Module, layers: list[str], trace: Trace, target_modules
         call = trace.calls[path]
         for kind, dims in _site_kinds(module):
             sites.append(Site(path, kind, layer_of(path, layers, order), type(module).__name__,
-                              call.first_in, call.first_out, dims))
+                              call.first_in, call.first_out, dims, input_of=call.input_of))
     sites += _adapter_sites(model, layers, trace)
     sites += _embedding_site(model, trace, order, layers)
     sites.sort(key=lambda s: (order[s.path], s.kind))

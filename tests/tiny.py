@@ -25,14 +25,14 @@ TINY_LLAMA = {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64, 
 WORDS = ["film", "plot", "actor", "scene", "music", "story", "good", "bad"]
 
 
-def real_model(config: dict) -> torch.nn.Module:
-    """A CPU transformers model with random weights (seed 0) from a config dict, eval mode, frozen."""
-    from transformers import AutoModel
-
-    from profiler.models.build import hf_config
+def real_model(config: dict, task: str = "classification") -> torch.nn.Module:
+    """A CPU model of a config dict as the profiler builds it for `task` (the base model for classification;
+    "auto" or "causal_lm": ForCausalLM for decoders), random weights (seed 0), eval mode, frozen."""
+    from profiler.models.build import build
+    from profiler.schema import ModelSpec
 
     torch.manual_seed(0)
-    return AutoModel.from_config(hf_config(config), attn_implementation="sdpa").eval().requires_grad_(False)
+    return build(ModelSpec(config=config), "cpu", task=task).model.requires_grad_(False)
 
 
 class Tokenizer:

@@ -13,7 +13,13 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from profiler.errors import ProfileError
 from profiler.measure.flops import dispatch_counter, forward_flops
-from profiler.measure.memory import cuda_peak_bytes, saved_activation_bytes, training_state_bytes
+from profiler.measure.memory import (
+    cuda_peak_bytes,
+    saved_activation_bytes,
+    saved_storages,
+    storage_key,
+    training_state_bytes,
+)
 from profiler.measure.tensors import materialize, tensor_leaves
 from profiler.measure.timing import difference, interleaved, summarize
 from profiler.measure.units import (
@@ -69,6 +75,12 @@ def _clear_grads(tensors: list[torch.Tensor]) -> None:
         t.grad = None
 
 
+def _split_saved(saved: dict[int, int], x: torch.Tensor) -> dict[str, int]:
+    """{"input_bytes": bytes of `x` if it is among the saved storages, "activation_bytes": the rest}."""
+    input_bytes = saved.pop(storage_key(x), 0)
+    return {"input_bytes": input_bytes, "activation_bytes": sum(saved.values())}
+
+
 def measure_site(unit: SiteUnit) -> SiteMeasurement:
     """Costs each setting of `unit.method` adds to an isolated host; timings paired with the bare host."""
     device, dtype = _setup(unit.run)
@@ -92,7 +104,7 @@ def measure_site(unit: SiteUnit) -> SiteMeasurement:
     for setting in unit.settings:
         module = _sharing_copy(base)
         attachment = method.attach(module, site, setting)
-        module.to(device=device, dtype=dtype)
+        module.to(device=device)  # the base is in `dtype` already; adapters keep their own (float32 beside half)
         params = attachment.parameters()
         added = forward_flops(module, (x,)).total - base_flops
 
@@ -103,7 +115,7 @@ def measure_site(unit: SiteUnit) -> SiteMeasurement:
         partial[setting] = {
             "inference_flops": added,
             "backward_flops": _backward_flops(lambda module=module: _first(module(x)), grad),
-            "activation_bytes": saved_activation_bytes(lambda module=module: module(x), module.parameters()),
+            **_split_saved(saved_storages(lambda module=module: module(x), module.parameters()), x),
             "state_bytes": training_state_bytes(params, attachment.created),
             "peak_bytes": cuda_peak_bytes(train, device),
         }
@@ -120,9 +132,10 @@ def measure_site(unit: SiteUnit) -> SiteMeasurement:
         p = partial[setting]
         costs[setting] = SettingCost(
             inference_flops=p["inference_flops"], backward_flops=p["backward_flops"],
-            latency=None if infer_slot is None else difference(samples[infer_slot], samples[0]),
+            latency=None if infer_slot is None or not unit.run.repeats else difference(samples[infer_slot], samples[0]),
             train_step=difference(samples[train_slot], samples[0]),
-            activation_bytes=p["activation_bytes"], state_bytes=p["state_bytes"], peak_bytes=p["peak_bytes"],
+            activation_bytes=p["activation_bytes"], input_bytes=p["input_bytes"], state_bytes=p["state_bytes"],
+            peak_bytes=p["peak_bytes"],
         )
     return SiteMeasurement(unit.key, costs)
 
@@ -161,12 +174,12 @@ def measure_layer(unit: LayerUnit) -> LayerMeasurement:
             hidden.grad = None
 
         partial.append((tokens, forward_flops(layer, args, kwargs).total, _backward_flops(call, grad),
-                        saved_activation_bytes(call, layer.parameters())))
+                        saved_activation_bytes(call, layer.parameters()), hidden.untyped_storage().nbytes()))
         hidden.grad = None
         fns += [forward, train]
     samples = interleaved(fns, device, unit.run.repeats, unit.run.warmup)
     variants = {}
-    for i, (tokens, fwd_flops, bwd_flops, act) in enumerate(partial):
+    for i, (tokens, fwd_flops, bwd_flops, act, input_bytes) in enumerate(partial):
         fwd, trn = samples[2 * i], samples[2 * i + 1]
-        variants[tokens] = VariantCost(fwd_flops, bwd_flops, summarize(fwd), difference(trn, fwd), act)
+        variants[tokens] = VariantCost(fwd_flops, bwd_flops, summarize(fwd), difference(trn, fwd), act, input_bytes)
     return LayerMeasurement(unit.key, variants)

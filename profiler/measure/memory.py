@@ -1,4 +1,5 @@
-"""Memory accounting: activations saved for backward, and training-state bytes of trainable parameters."""
+"""Memory accounting: activations saved for backward (each storage once), training-state bytes of trainable
+parameters, the CUDA peak."""
 
 from __future__ import annotations
 
@@ -6,26 +7,37 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-# Trainable parameter bytes multiply: the parameter, its gradient, Adam's two moment buffers.
+# Trainable parameter bytes multiply: the parameter, its gradient, AdamW's two moment buffers (torch keeps
+# them in the parameter's dtype). A parameter that already existed is counted with the frozen weights.
 NEW_PARAM_FACTOR = 4
 EXISTING_PARAM_FACTOR = 3
 
 
-def saved_activation_bytes(fn: Callable[[], object], exclude: Iterable[torch.Tensor]) -> int:
-    """Bytes of distinct tensors autograd saves for backward while `fn` runs, excluding `exclude` (weights)."""
-    skip = {t.untyped_storage().data_ptr() for t in exclude}
+def storage_key(t: torch.Tensor) -> int:
+    """The identity of a tensor's storage (views share it), on any device, the meta device included."""
+    return t.untyped_storage()._cdata
+
+
+def saved_storages(fn: Callable[[], object], exclude: Iterable[torch.Tensor]) -> dict[int, int]:
+    """Storage key -> bytes of every distinct storage autograd saves for backward while `fn` runs, but those of
+    `exclude` (weights: a linear saves its weight for the input gradient)."""
+    skip = {storage_key(t) for t in exclude}
     seen: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        ptr = storage.data_ptr()
-        if ptr not in skip:
-            seen[ptr] = max(seen.get(ptr, 0), storage.nbytes())
+        key = storage_key(t)
+        if key not in skip:
+            seen[key] = max(seen.get(key, 0), t.untyped_storage().nbytes())
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         fn()
-    return sum(seen.values())
+    return seen
+
+
+def saved_activation_bytes(fn: Callable[[], object], exclude: Iterable[torch.Tensor]) -> int:
+    """Bytes of distinct tensors autograd saves for backward while `fn` runs, excluding `exclude` (weights)."""
+    return sum(saved_storages(fn, exclude).values())
 
 
 def training_state_bytes(params: Iterable[torch.Tensor], created: bool) -> int:

@@ -18,6 +18,13 @@ from torch import nn
 
 from profiler.errors import ProfileError
 from profiler.measure.flops import FlopCount, forward_flops
+from profiler.measure.footprint import (
+    STATE_BYTES_PER_FP32_PARAM,
+    head_state_bytes,
+    logits_bytes,
+    overhead_bytes,
+    weight_bytes,
+)
 from profiler.measure.isolated import measure_layer, measure_site
 from profiler.measure.trace import Trace, record
 from profiler.measure.units import (
@@ -28,20 +35,24 @@ from profiler.measure.units import (
     SiteMeasurement,
     SiteUnit,
     Unit,
+    VariantCost,
     signature,
     unit_key,
 )
 from profiler.methods.base import Method, freeze
 from profiler.methods.registry import get_method
-from profiler.models.build import Built, build, max_tokens
+from profiler.models.build import Built, build, config_dtype, max_tokens, resolve_task
 from profiler.schema import (
+    MemoryParts,
     ModelInfo,
     ModelSpec,
     Profile,
     ProfileCandidate,
     ProfileLayer,
+    ProfileMemory,
     ProfileOptions,
     ProfileTimings,
+    SavedInput,
 )
 from profiler.sites import Site, find_layers, find_sites
 
@@ -77,6 +88,7 @@ class Prepared:
     layer_units: list[str]
     candidates: list[PlannedCandidate]
     units: list[Unit]
+    memory: ProfileMemory
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     prepare_s: float = 0.0
 
@@ -108,7 +120,7 @@ class _Traced:
 
 def _trace_on(spec: ModelSpec, options: ProfileOptions, device: str, attention: str | None,
               extra: list[int], built: Built | None = None) -> _Traced:
-    built = built or build(spec, device, attention)
+    built = built or build(spec, device, attention, options.task)
     dev = torch.device(device)
     args, kwargs = built.inputs(options.batch_size, options.seq_len, dev)
     if attention == "eager" and built.text:
@@ -130,11 +142,12 @@ def _trace(spec: ModelSpec, options: ProfileOptions, device: str, extra: list[in
     ProfileError before any tracing when the model has more than `max_params` parameters.
     """
     errors = []
-    meta = build(spec, "meta")
+    meta = build(spec, "meta", task=options.task)
     params = sum(p.numel() for p in meta.model.parameters())
     if max_params is not None and params > max_params:
         raise ProfileError(f"the model has {params:,} parameters; the limit is {max_params:,}")
-    attempts = [("meta", "sdpa"), ("meta", "eager")] + ([(device, "sdpa")] if _fits(params, device) else [])
+    materialized = [(device, "sdpa")] if device != "meta" and _fits(params, device) else []
+    attempts = [("meta", "sdpa"), ("meta", "eager"), *materialized]
     for dev, attention in attempts:
         try:
             return _trace_on(spec, options, dev, attention, extra, meta if (dev, attention) == ("meta", "sdpa") else None)
@@ -162,10 +175,13 @@ def prepare(spec: ModelSpec, options: ProfileOptions, max_params: int | None = N
     ProfileError first thing for a model of more than `max_params` parameters."""
     start = time.perf_counter()
     methods: list[Method] = [get_method(name) for name in options.methods]
-    device = resolve_device(options.device)
+    timed = options.timing == "measure"
+    device = resolve_device(options.device) if timed else "meta"
+    dtype = options.dtype if options.dtype != "auto" else config_dtype(spec) or "float32"
     threads = options.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
-    run = RunSettings(device, options.dtype, options.repeats, options.warmup, options.seed, threads)
+    run = RunSettings(device, dtype, options.repeats if timed else 0, options.warmup if timed else 0, options.seed,
+                      threads)
     sequence = [m for m in methods if m.measured_by == "sequence"]
     extra = sorted({s for m in sequence for s in m.settings(options) if s is not None})
     _check_shape(spec, options, extra)
@@ -211,10 +227,45 @@ def prepare(spec: ModelSpec, options: ProfileOptions, max_params: int | None = N
             units[key] = LayerUnit(key, _meta_copy(layer), variants, run)
         layer_keys.append(key)
     args, kwargs = traced.built.inputs(options.batch_size, options.seq_len, torch.device("meta"))
+    task = resolve_task(spec, options.task)
+    head, fixed = _head_and_fixed(model, task, options, tokens, layer_paths, dtype, device)
     info = ModelInfo(name=traced.built.name, total_params=sum(p.numel() for p in model.parameters()),
-                     num_layers=len(layer_paths), forward_flops=traced.flops.total, architecture=traced.built.architecture)
+                     num_layers=len(layer_paths), forward_flops=traced.flops.total, architecture=traced.built.architecture,
+                     task=task, head=head)
+    memory = ProfileMemory(fixed=fixed, dtype=dtype, adapter_dtype="float32",
+                           quantization=options.quantization, checkpointing=options.checkpointing, notes=MEMORY_NOTES)
     return Prepared(spec, options, run, info, tokens, {k: list(v.shape) for k, v in kwargs.items()}, layer_paths,
-                    layer_keys, candidates, list(units.values()), traced.flops.uncounted, time.perf_counter() - start)
+                    layer_keys, candidates, list(units.values()), memory, traced.flops.uncounted,
+                    time.perf_counter() - start)
+
+
+MEMORY_NOTES = [
+    "activations: each saved storage once; a layer's are paid when backward reaches it (down to the earliest "
+    "adapted layer), a saved input shared by several sites once",
+    "with checkpointing: each reached layer keeps its input; one layer's activations are live at a time while "
+    "it is recomputed (the largest layer's, a fixed part); adapters' own tensors are recomputed too",
+    "trainable state: new adapter parameters in float32 (16 bytes each with AdamW); existing ones (biases, "
+    "norms) add a gradient and two moments in their dtype",
+]
+
+
+def _head_and_fixed(model: nn.Module, task: str, options: ProfileOptions, tokens: int, layer_paths: list[str],
+                    dtype: str, device: str) -> tuple[str, MemoryParts]:
+    """The task head's description and the fixed memory parts (`profiler.measure.footprint`), without the
+    checkpointing peak (known once layers are measured)."""
+    weights = weight_bytes(model, layer_paths, dtype, options.quantization)
+    overhead = overhead_bytes(device)
+    if task == "causal_lm":
+        lm_head = model.get_output_embeddings()
+        tied = lm_head is not None and lm_head.weight is model.get_input_embeddings().weight
+        vocab = int(lm_head.weight.shape[0]) if lm_head is not None else 0
+        head = f"lm_head {vocab} x {int(lm_head.weight.shape[1])}" + (" (tied to the input embedding)" if tied else "")
+        return head, MemoryParts(weights=weights, logits=logits_bytes(options.batch_size, tokens, vocab, dtype),
+                                 overhead=overhead)
+    features = getattr(getattr(model, "config", None), "hidden_size", None) or 0
+    head = f"linear head {features} -> {options.num_labels} on mean-pooled features (trained with every plan)"
+    return head, MemoryParts(weights=weights, trainable_state=head_state_bytes(features, options.num_labels),
+                             logits=logits_bytes(options.batch_size, 1, options.num_labels, dtype), overhead=overhead)
 
 
 def measure(prepared: Prepared, unit: Unit) -> Measurement:
@@ -241,16 +292,21 @@ def _fill_noise(costs: dict[str, Any], ms_per_flop: dict[str, float]) -> list[st
     return estimated
 
 
-def _site_candidate(c: PlannedCandidate, m: SiteMeasurement) -> dict[str, Any]:
+def _site_candidate(c: PlannedCandidate, m: SiteMeasurement, checkpointing: bool) -> dict[str, Any]:
+    """A site candidate's costs. Its saved input, when its site shares it with others (`Site.input_of`), is a
+    saved input of the profile rather than its own; with checkpointing its activations are recomputed."""
     cost = m.costs[c.setting]
+    shared = cost.input_bytes > 0 and c.site.input_of is not None and not checkpointing
+    own = 0.0 if checkpointing else float(cost.activation_bytes + (0 if shared else cost.input_bytes))
     return {
         "inference_flops": cost.inference_flops, "flops": cost.inference_flops + cost.backward_flops,
         "latency_ms": _nonneg(cost.latency.median_ms) if cost.latency else 0.0,
         "latency_spread_ms": cost.latency.spread_ms if cost.latency else 0.0,
         "train_step_ms": _nonneg(cost.train_step.median_ms), "train_step_spread_ms": cost.train_step.spread_ms,
-        "memory_bytes": float(cost.state_bytes + cost.activation_bytes), "activation_bytes": float(cost.activation_bytes),
+        "memory_bytes": float(cost.state_bytes) + own, "activation_bytes": own, "state_bytes": float(cost.state_bytes),
+        "saved_input": f"{c.site.input_of}:input" if shared else None,
         "peak_memory_bytes": None if cost.peak_bytes is None else float(cost.peak_bytes),
-    }
+    }, (float(cost.input_bytes) if shared else 0.0)
 
 
 def _sequence_candidate(c: PlannedCandidate, prepared: Prepared, layers: list[LayerMeasurement]) -> dict[str, Any]:
@@ -259,8 +315,12 @@ def _sequence_candidate(c: PlannedCandidate, prepared: Prepared, layers: list[La
     d = [(lm.variants[t + m], lm.variants[t]) for lm in layers]
     fwd = sum(a.forward_flops - b.forward_flops for a, b in d)
     bwd = sum(a.backward_flops - b.backward_flops for a, b in d) + prepared.options.batch_size * c.params
-    act = sum(a.activation_bytes - b.activation_bytes for a, b in d)
-    element = torch.empty((), dtype=getattr(torch, prepared.run.dtype)).element_size()
+    if prepared.options.checkpointing:
+        bwd += fwd  # the longer sequence is recomputed too
+        act = sum(a.input_bytes - b.input_bytes for a, b in d)
+    else:
+        act = sum(a.activation_bytes - b.activation_bytes for a, b in d)
+    state = STATE_BYTES_PER_FP32_PARAM * c.params
     return {
         "inference_flops": fwd, "flops": fwd + bwd,
         "latency_ms": _nonneg(sum(a.forward.median_ms - b.forward.median_ms for a, b in d)),
@@ -268,8 +328,20 @@ def _sequence_candidate(c: PlannedCandidate, prepared: Prepared, layers: list[La
         "train_step_ms": _nonneg(sum(a.forward.median_ms + a.backward.median_ms - b.forward.median_ms
                                      - b.backward.median_ms for a, b in d)),
         "train_step_spread_ms": sum(a.backward.spread_ms + b.backward.spread_ms for a, b in d),
-        "memory_bytes": float(4 * c.params * element + act), "activation_bytes": float(act), "peak_memory_bytes": None,
-    }
+        "memory_bytes": float(state + act), "activation_bytes": float(act), "state_bytes": float(state),
+        "saved_input": None, "peak_memory_bytes": None,
+    }, 0.0
+
+
+def _layer(i: int, path: str, v: VariantCost, checkpointing: bool) -> ProfileLayer:
+    """A layer's shared costs: with checkpointing it keeps only its input and recomputes its forward."""
+    if v.forward_flops <= 0 or v.backward_flops <= 0:
+        raise ProfileError(f"layer {path} measured 0 FLOPs")
+    return ProfileLayer(index=i, path=path, backward_flops=v.backward_flops + (v.forward_flops if checkpointing else 0),
+                        memory_bytes=v.input_bytes if checkpointing else v.activation_bytes,
+                        forward_flops=v.forward_flops, forward_ms=v.forward.median_ms,
+                        backward_ms=_nonneg(v.backward.median_ms), forward_spread_ms=v.forward.spread_ms,
+                        backward_spread_ms=v.backward.spread_ms)
 
 
 def assemble(prepared: Prepared, measurements: list[Measurement]) -> Profile:
@@ -278,35 +350,38 @@ def assemble(prepared: Prepared, measurements: list[Measurement]) -> Profile:
     missing = [t.key for t in prepared.units if t.key not in by_key]
     if missing:
         raise ProfileError(f"{len(missing)} measurement unit(s) missing, e.g. {missing[0]}")
-    layer_ms = [by_key[k] for k in prepared.layer_units]
-    base = [lm.variants[prepared.tokens] for lm in layer_ms]  # type: ignore[union-attr]
+    checkpointing, timed = prepared.options.checkpointing, prepared.run.repeats > 0
+    layer_ms: list[LayerMeasurement] = [by_key[k] for k in prepared.layer_units]  # type: ignore[misc]
+    base = [lm.variants[prepared.tokens] for lm in layer_ms]
     forward_ms, forward_flops = sum(v.forward.median_ms for v in base), sum(v.forward_flops for v in base)
     train_ms = forward_ms + sum(max(v.backward.median_ms, 0.0) for v in base)
     ms_per_flop = {"inference_flops": forward_ms / max(forward_flops, 1.0),
                    "flops": train_ms / max(forward_flops + sum(v.backward_flops for v in base), 1.0)}
-    candidates = []
+    candidates, inputs = [], {}
     for c in prepared.candidates:
         measured = by_key[c.unit] if c.unit else None
-        costs = (_site_candidate(c, measured) if isinstance(measured, SiteMeasurement)
-                 else _sequence_candidate(c, prepared, layer_ms))  # type: ignore[arg-type]
+        costs, input_bytes = (_site_candidate(c, measured, checkpointing) if isinstance(measured, SiteMeasurement)
+                              else _sequence_candidate(c, prepared, layer_ms))
         if costs["flops"] <= 0 or c.params <= 0:
             raise ProfileError(f"candidate {c.id} measured {costs['flops']} FLOPs and {c.params} params")
-        estimated = _fill_noise(costs, ms_per_flop)
+        if costs["saved_input"] is not None:
+            known = inputs.setdefault(costs["saved_input"], SavedInput(key=costs["saved_input"], layer=c.layer,
+                                                                       bytes=input_bytes))
+            known.bytes = max(known.bytes, input_bytes)
+        estimated = _fill_noise(costs, ms_per_flop) if timed else []
         candidates.append(ProfileCandidate(id=c.id, method=c.method, group=c.group, layer=c.layer, params=c.params,
                                            site=c.site.path, config=c.config, measurement=c.unit,
                                            estimated=estimated, **costs))
-    layers = []
-    for i, (path, lm) in enumerate(zip(prepared.layer_paths, layer_ms, strict=True)):
-        v = lm.variants[prepared.tokens]  # type: ignore[union-attr]
-        if v.forward_flops <= 0 or v.backward_flops <= 0:
-            raise ProfileError(f"layer {path} measured 0 FLOPs")
-        layers.append(ProfileLayer(index=i, path=path, backward_flops=v.backward_flops, memory_bytes=v.activation_bytes,
-                                   forward_flops=v.forward_flops, forward_ms=v.forward.median_ms,
-                                   backward_ms=_nonneg(v.backward.median_ms), forward_spread_ms=v.forward.spread_ms,
-                                   backward_spread_ms=v.backward.spread_ms))
+    layers = [_layer(i, path, lm.variants[prepared.tokens], checkpointing)
+              for i, (path, lm) in enumerate(zip(prepared.layer_paths, layer_ms, strict=True))]
+    memory = prepared.memory
+    if checkpointing:  # one layer's activations live at a time while it is recomputed
+        peak = max((v.activation_bytes for v in base), default=0)
+        memory = memory.model_copy(update={"fixed": memory.fixed.model_copy(update={"activations": float(peak)})})
     return Profile(model=prepared.info, device=prepared.run.device, dtype=prepared.run.dtype,
                    batch_size=prepared.options.batch_size, seq_len=prepared.tokens, inputs=prepared.inputs,
                    torch_version=torch.__version__, threads=prepared.run.threads, candidates=candidates, layers=layers,
-                   uncounted_ops=prepared.uncounted_ops, options=prepared.options, spec=prepared.spec,
+                   uncounted_ops=prepared.uncounted_ops, saved_inputs=list(inputs.values()), memory=memory, timed=timed,
+                   options=prepared.options, spec=prepared.spec,
                    timings=ProfileTimings(prepare_s=prepared.prepare_s, num_units=len(prepared.units),
                                           estimated_timings=sum(len(c.estimated) for c in candidates)))

@@ -19,7 +19,9 @@ class Timing:
 
 
 def summarize(samples: Sequence[float]) -> Timing:
-    """Median and IQR (ms) of samples in ms."""
+    """Median and IQR (ms) of samples in ms; zero for no samples (an untimed measurement)."""
+    if not samples:
+        return Timing(0.0, 0.0)
     if len(samples) < 2:
         return Timing(float(samples[0]), 0.0)
     q = statistics.quantiles(samples, n=4, method="inclusive")

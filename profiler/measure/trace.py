@@ -8,18 +8,22 @@ from typing import Any
 import torch
 from torch import nn
 
+from profiler.measure.memory import storage_key
 from profiler.measure.tensors import TensorSpec, tensor_leaves, to_specs
 
 
 @dataclass
 class Call:
-    """What one module saw on its first call: positional and keyword argument specs, first in/out tensor."""
+    """What one module saw on its first call: positional and keyword argument specs, first in/out tensor, and
+    `input_of`: the path of the first module (in call order) whose first input was this same tensor (modules
+    reading one tensor, like q, k and v, share it)."""
 
     order: int
     args: Any
     kwargs: Any
     first_in: TensorSpec | None
     first_out: TensorSpec | None = None
+    input_of: str | None = None
 
 
 @dataclass
@@ -33,11 +37,18 @@ def record(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> Trace:
     """Run `model(*args, **kwargs)` without grad and record what each submodule saw."""
     trace = Trace()
     handles = []
+    readers: dict[int, str] = {}
+    held: list[torch.Tensor] = []  # every first input stays alive, so no storage is reused under another key
     for path, module in model.named_modules():
         def pre(m: nn.Module, a: tuple, kw: dict[str, Any], path: str = path) -> None:
             if path not in trace.calls:
                 first = tensor_leaves((a, kw))
-                trace.calls[path] = Call(len(trace.calls), to_specs(a), to_specs(kw), to_specs(first[0]) if first else None)
+                input_of = None
+                if first:
+                    held.append(first[0])
+                    input_of = readers.setdefault(storage_key(first[0]), path)
+                trace.calls[path] = Call(len(trace.calls), to_specs(a), to_specs(kw), to_specs(first[0]) if first else None,
+                                         input_of=input_of)
 
         def post(m: nn.Module, a: tuple, kw: dict[str, Any], out: Any, path: str = path) -> None:
             call = trace.calls[path]

@@ -15,7 +15,7 @@ from profiler.sites import Site
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Where and how to measure: device, dtype, timing repeats, seed, CPU threads."""
+    """Where and how to measure: device, dtype, timing repeats (0: untimed, on the meta device), seed, CPU threads."""
 
     device: str
     dtype: str
@@ -53,13 +53,15 @@ Unit = SiteUnit | LayerUnit
 
 @dataclass
 class SettingCost:
-    """Costs one setting adds to its host: FLOPs, times (ms), bytes."""
+    """Costs one setting adds to its host: FLOPs, times (ms), bytes (`activation_bytes` saved for backward
+    besides `input_bytes`, the host's own input when the method saves it: shared with other sites reading it)."""
 
     inference_flops: float
     backward_flops: float
     latency: Timing | None
     train_step: Timing
     activation_bytes: int
+    input_bytes: int
     state_bytes: int
     peak_bytes: int | None
 
@@ -72,13 +74,15 @@ class SiteMeasurement:
 
 @dataclass
 class VariantCost:
-    """A frozen layer's forward/backward FLOPs and times (ms) and saved-activation bytes at one call shape."""
+    """A frozen layer's forward/backward FLOPs and times (ms), saved-activation bytes and the bytes of its input
+    (hidden states: what gradient checkpointing keeps) at one call shape."""
 
     forward_flops: float
     backward_flops: float
     forward: Timing
     backward: Timing
     activation_bytes: int
+    input_bytes: int
 
 
 @dataclass

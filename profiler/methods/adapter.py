@@ -25,7 +25,7 @@ class Bottleneck(nn.Module):
         nn.init.zeros_(self.up.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.up(self.act(self.down(x)))
+        return x + self.up(self.act(self.down(x.to(self.down.weight.dtype)))).to(x.dtype)
 
 
 class Adapter(Method):

@@ -80,11 +80,20 @@ def unfreeze(params: list[nn.Parameter]) -> Callable[[], None]:
     return undo
 
 
+HALF = (torch.bfloat16, torch.float16)
+
+
 def like(module: nn.Module) -> dict[str, Any]:
-    """Device and dtype of a module's first floating parameter (factory kwargs for new params)."""
+    """Factory kwargs (device, dtype) for the new trainable parameters of an adapter on `module`.
+
+    The device of the module's first floating parameter; its dtype, but float32 when that is half
+    precision (bfloat16/float16): mixed precision as peft does it by default (`autocast_adapter_dtype`),
+    adapter weights (and so their gradients and AdamW moments) in float32 beside a half-precision base.
+    Adapters cast their input to their own dtype and their output back.
+    """
     for p in module.parameters():
         if p.is_floating_point():
-            return {"device": p.device, "dtype": p.dtype}
+            return {"device": p.device, "dtype": torch.float32 if p.dtype in HALF else p.dtype}
     return {}
 
 

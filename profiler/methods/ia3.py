@@ -49,9 +49,10 @@ class Scale(nn.Module):
         self.ia3_l = nn.Parameter(torch.ones(size, **factory))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.ia3_l.to(x.dtype)
         if self.channel_dim == 1:
-            return x * self.ia3_l.view((-1,) + (1,) * (x.dim() - 2))
-        return x * self.ia3_l
+            return x * scale.view((-1,) + (1,) * (x.dim() - 2))
+        return x * scale
 
 
 class Measured(nn.Module):

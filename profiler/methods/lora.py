@@ -36,10 +36,11 @@ class LoraLinear(nn.Module):
         return self.scale * (self.lora_B @ self.lora_A)
 
     def update(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """The base output plus the low-rank update."""
-        xa = F.linear(self.dropout(x), self.lora_A)
-        flat = torch.addmm(out.reshape(-1, out.shape[-1]), xa.reshape(-1, xa.shape[-1]), self.lora_B.t(), alpha=self.scale)
-        return flat.view(out.shape)
+        """The base output plus the low-rank update, computed in the adapter's dtype (casts are no-ops in float32)."""
+        xa = F.linear(self.dropout(x).to(self.lora_A.dtype), self.lora_A)
+        flat = torch.addmm(out.reshape(-1, out.shape[-1]).to(xa.dtype), xa.reshape(-1, xa.shape[-1]), self.lora_B.t(),
+                           alpha=self.scale)
+        return flat.view(out.shape).to(out.dtype)
 
 
 class LoraConv(nn.Module):
@@ -60,8 +61,9 @@ class LoraConv(nn.Module):
         return self.scale * torch.einsum("or,rikl->oikl", b, self.lora_A.weight)
 
     def update(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """The base output plus the low-rank update."""
-        return torch.add(out, self.lora_B(self.lora_A(self.dropout(x))), alpha=self.scale)
+        """The base output plus the low-rank update, computed in the adapter's dtype."""
+        delta = self.lora_B(self.lora_A(self.dropout(x).to(self.lora_B.weight.dtype)))
+        return torch.add(out, delta.to(out.dtype), alpha=self.scale)
 
 
 class Lora(Method):
@@ -96,6 +98,6 @@ class Lora(Method):
 
         def fold() -> None:
             delta = lora.delta()
-            module.weight.add_(delta.t() if transposed else delta)
+            module.weight.add_((delta.t() if transposed else delta).to(module.weight.dtype))
 
         return Attachment(list(lora.parameters()), True, [undo_child, handle.remove], fold)

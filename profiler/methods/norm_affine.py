@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from profiler.methods.base import Attachment, Method, add_child, unfreeze
+from profiler.methods.base import HALF, Attachment, Method, add_child, unfreeze
 from profiler.schema import MethodInfo
 from profiler.sites import Site
 
@@ -22,10 +22,11 @@ class ChannelAffine(nn.Module):
         self.bias = nn.Parameter(torch.zeros(shape, **factory))
 
     def forward(self, out: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.weight.to(out.dtype), self.bias.to(out.dtype)
         if self.channel_dim == 1:
             view = (-1,) + (1,) * (out.dim() - 2)
-            return out * self.weight.view(view) + self.bias.view(view)
-        return out * self.weight + self.bias
+            return out * weight.view(view) + bias.view(view)
+        return out * weight + bias
 
 
 class NormAffine(Method):
@@ -48,5 +49,8 @@ class NormAffine(Method):
 
 
 def like_output(site: Site) -> dict[str, object]:
-    """Factory kwargs (dtype) matching the site's recorded output."""
-    return {"dtype": site.out_spec.torch_dtype} if site.out_spec is not None else {}
+    """Factory kwargs (dtype) of a new affine: the site's recorded output dtype, float32 for half precision."""
+    if site.out_spec is None:
+        return {}
+    dtype = site.out_spec.torch_dtype
+    return {"dtype": torch.float32 if dtype in HALF else dtype}

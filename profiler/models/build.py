@@ -10,7 +10,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES as CAUSAL_LM_TYPES,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES as MASKED_LM_TYPES
 
 from profiler.errors import ProfileError
 from profiler.models.catalog import SHAPES
@@ -35,7 +39,8 @@ class Built:
     text: bool
 
 
-def _config_of(spec: ModelSpec) -> dict[str, Any]:
+def config_of(spec: ModelSpec) -> dict[str, Any]:
+    """The spec's config as a dict: the catalog shape's, the given one, or the directory's config.json."""
     if spec.name is not None:
         shape = SHAPES.get(spec.name)
         if shape is None:
@@ -86,21 +91,40 @@ def _image_inputs(channels: int, size: int) -> Callable[[int, int, torch.device]
     return inputs
 
 
-def build(spec: ModelSpec, device: torch.device | str = "meta", attention: str | None = "sdpa") -> Built:
-    """Build the model of `spec` on `device` (weights random; uninitialized on meta), in eval mode."""
-    config = _config_of(spec)
+def resolve_task(spec: ModelSpec, task: str = "auto") -> str:
+    """The task a model is trained for: `task` unless auto; auto is causal_lm for decoders (a config type with a
+    causal-LM class and no masked-LM class: GPT-2, Llama, Mistral, Qwen... but not BERT), else classification."""
+    if task != "auto":
+        return task
+    model_type = config_of(spec).get("model_type")
+    return "causal_lm" if model_type in CAUSAL_LM_TYPES and model_type not in MASKED_LM_TYPES else "classification"
+
+
+def config_dtype(spec: ModelSpec) -> str | None:
+    """The weights' dtype a config declares (`torch_dtype`, or `dtype` in newer transformers), if a known one."""
+    config = config_of(spec)
+    declared = config.get("torch_dtype") or config.get("dtype")
+    return declared if declared in ("float32", "bfloat16", "float16") else None
+
+
+def build(spec: ModelSpec, device: torch.device | str = "meta", attention: str | None = "sdpa",
+          task: str = "auto") -> Built:
+    """Build the model of `spec` on `device` (weights random; uninitialized on meta), in eval mode: the
+    ForCausalLM class for causal_lm (`resolve_task`), the base model otherwise."""
+    config = config_of(spec)
     if config.get("model_type") == "small-cnn":
         with torch.device(device):
             model = SmallCNN()
         return Built(model.eval(), spec.label(), "SmallCNN", _image_inputs(3, CNN_IMAGE),
                      lambda seq: CNN_IMAGE * CNN_IMAGE, False)
     cfg = hf_config(config)
+    auto = AutoModelForCausalLM if resolve_task(spec, task) == "causal_lm" else AutoModel
     try:
         with torch.device(device):
-            model = AutoModel.from_config(cfg, attn_implementation=attention) if attention else AutoModel.from_config(cfg)
+            model = auto.from_config(cfg, attn_implementation=attention) if attention else auto.from_config(cfg)
     except ValueError as exc:
         if attention is not None and "attention" in str(exc).lower():
-            return build(spec, device, None)
+            return build(spec, device, None, task)
         raise ProfileError(f"unsupported model: {_one_line(exc)}") from None
     except (TypeError, KeyError, AttributeError, RuntimeError) as exc:
         raise ProfileError(f"unsupported model: {_one_line(exc)}") from None
@@ -120,7 +144,7 @@ def build(spec: ModelSpec, device: torch.device | str = "meta", attention: str |
 
 def max_tokens(spec: ModelSpec) -> int | None:
     """The longest token sequence the model's position embeddings allow; None if not bounded by them."""
-    config = _config_of(spec)
+    config = config_of(spec)
     if config.get("model_type") in ("small-cnn", "llama"):  # no positions / rotary positions extrapolate
         return None
     cfg = hf_config(config)

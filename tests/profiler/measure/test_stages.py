@@ -93,11 +93,12 @@ def test_layer_backward_matches_flop_counter_mode_of_the_real_layer(bert_profile
 
 
 @pytest.mark.parametrize("config,lora_site,d_in,d_out", [
-    (TINY_GPT2, "h.1.mlp.c_fc", 48, 192),
-    (TINY_LLAMA, "layers.0.self_attn.k_proj", 64, 32),
+    (TINY_GPT2, "transformer.h.1.mlp.c_fc", 48, 192),  # decoders profile their ForCausalLM class
+    (TINY_LLAMA, "model.layers.0.self_attn.k_proj", 64, 32),
 ])
 def test_other_architectures(config, lora_site, d_in, d_out):
     p = profile_model(ModelSpec(config=config), ProfileOptions(**FAST, ranks=[4], methods=["lora", "norm_affine"]))
+    assert p.model.task == "causal_lm" and p.model.architecture.split("[")[0].endswith(("LMHeadModel", "ForCausalLM"))
     c = {c.id: c for c in p.candidates}[f"{lora_site}:lora:r4"]
     assert c.params == 4 * (d_in + d_out) and c.inference_flops == 2 * 24 * 4 * (d_in + d_out)
     assert all(x.flops > 0 and x.params > 0 for x in p.candidates)

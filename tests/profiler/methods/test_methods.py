@@ -221,8 +221,8 @@ def test_ia3_is_the_identity_at_init_and_merges_into_the_weights(model_name, pat
 @pytest.mark.parametrize("config,site,side,d", [
     (TINY_BERT, "encoder.layer.0.attention.self.value", "output", D),
     (TINY_BERT, "encoder.layer.1.output.dense", "input", FF),
-    (TINY_GPT2, "h.1.attn.c_attn", "output", 3 * 48),
-    (TINY_GPT2, "h.0.mlp.c_proj", "input", 4 * 48),
+    (TINY_GPT2, "transformer.h.1.attn.c_attn", "output", 3 * 48),
+    (TINY_GPT2, "transformer.h.0.mlp.c_proj", "input", 4 * 48),
 ])
 def test_ia3_profile_params_and_flops_are_analytic(config, site, side, d):
     """params d; forward one multiply per scaled element (T·d); backward the vector's gradient (2·T·d)."""
@@ -232,8 +232,8 @@ def test_ia3_profile_params_and_flops_are_analytic(config, site, side, d):
     assert c.method == "ia3" and c.group is None and c.config == {"side": side}
     assert c.params == d and c.inference_flops == T * d and c.flops == 3 * T * d
     assert c.latency_ms > 0 and c.train_step_ms > 0
-    # the isolated forward count agrees with the whole model's
-    model = real_model(config)
+    # the isolated forward count agrees with the whole model's (the class the profile was made of)
+    model = real_model(config, task="auto")
     ids = torch.arange(T).view(2, 12)
     base = forward_flops(model, (), {"input_ids": ids}).total
     att = attach(model, _sites(model, input_ids=ids)[(site, "linear")], "ia3")
