@@ -120,8 +120,8 @@ def _summary(
              ("selected", f"{len(plan.selected):,}{candidates}"), ("gain", f"{plan.gain:.4g}"),
              ("M", efficiency), ("solved in", f"{plan.solve_ms:.0f} ms")]
     items = "".join(f"<span>{escape(k)} <b>{escape(v)}</b></span>" for k, v in facts)
-    return (f"<header><h1>{escape(f'Plan {plan_id}' if plan_id else 'Plan')}</h1>"
-            f"<p>Solved for {escape(model)}.</p><div class=\"facts\">{items}</div></header>")
+    return (f"<section id=\"summary\"><h1>{escape(f'Plan {plan_id}' if plan_id else 'Plan')}</h1>"
+            f"<p>Solved for {escape(model)}.</p><div class=\"facts\">{items}</div></section>")
 
 
 def _heatmap_section(plan: Plan, placed: Sequence[Placed], note: str | None) -> str:
