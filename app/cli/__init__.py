@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "serve": "app.cli.serve",
     "export": "app.cli.export",
     "gains": "app.cli.gains",
+    "report": "app.cli.report",
 }
 
 

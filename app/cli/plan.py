@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _read_json(path: str) -> Any:
+def read_json(path: str) -> Any:
+    """The JSON in file `path` (- for stdin); CliError when unreadable or not JSON."""
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as exc:
@@ -45,20 +46,20 @@ def _read_json(path: str) -> Any:
         raise CliError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
 
 
-def describe(exc: ValidationError) -> str:
-    """Return a one-line summary of a validation error, naming the first bad field."""
+def describe(exc: ValidationError, what: str = "problem") -> str:
+    """Return a one-line summary of a validation error (of an invalid `what`), naming the first bad field."""
     errors = exc.errors()
     first = errors[0]
-    loc = ".".join(str(part) for part in first["loc"]) or "problem"
+    loc = ".".join(str(part) for part in first["loc"]) or what
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"invalid problem: {loc}: {first['msg']}{more}"
+    return f"invalid {what}: {loc}: {first['msg']}{more}"
 
 
 def _problem(args: argparse.Namespace) -> Problem:
     if args.problem is not None:
         if args.gains or args.budget_params or args.budget_flops:
             raise CliError("--gains and --budget-* go with --profile, not --problem")
-        data = _read_json(args.problem)
+        data = read_json(args.problem)
         if isinstance(data, dict):
             if args.objective:
                 data["objective"] = args.objective
@@ -70,8 +71,8 @@ def _problem(args: argparse.Namespace) -> Problem:
 
     if not args.budget_params or not args.budget_flops:
         raise CliError("--profile needs --budget-params and --budget-flops")
-    profile = Profile.model_validate(_read_json(args.profile))
-    gains = _read_json(args.gains) if args.gains else None
+    profile = Profile.model_validate(read_json(args.profile))
+    gains = read_json(args.gains) if args.gains else None
     return problem_from_profile(
         profile,
         budget={"params": args.budget_params, "flops": args.budget_flops},
