@@ -182,7 +182,8 @@ def _frontier_section(plan: Plan, problem: Problem | None, front: Frontier | str
     marker = (float(plan.params), plan.gain, "this plan") if plan.selected else None
     chart = frontier_svg(front, "Best gain for each params cap", marker, cap=budget)
     stopped = ("" if front.complete else " The descent stopped at its cap on points or time: these are exact "
-               "Pareto points, but not all of them.")
+               "Pareto points, but not all of them (`GET /v1/profiles/{id}/frontier` or `peft-planner report "
+               "--frontier-time S` give it more time).")
     body = [_p(f"Each point is the best gain reachable under a cap on params, found exactly, from the params "
                f"budget ({budget:,.0f}) down; the other caps stay as they are. {len(front.points)} point(s)."
                f"{stopped}"), _p(_marginal(front))]
