@@ -65,9 +65,9 @@ def plan_report(
     plan's stored source (budget as asked, gain sources), `profile` the profile it was solved from."""
     data = problem.candidates if problem is not None else profile.candidates if profile is not None else []
     placed = [place(c) for c in data]
-    title = f"Plan {plan_id}" if plan_id else "Plan report"
+    title = f"Plan {plan_id}" if plan_id else "Plan"
     sections = [
-        _summary(plan, problem, plan_id, source, profile),
+        _summary(title, plan, problem, source, profile),
         _heatmap_section(plan, placed, problem_note if not placed else None),
         _budget_section(plan, problem, problem_note),
         _frontier_section(plan, problem, front),
@@ -101,8 +101,7 @@ def _objective_value(plan: Plan) -> float | None:
 
 
 def _summary(
-    plan: Plan, problem: Problem | None, plan_id: str | None, source: Mapping[str, Any] | None,
-    profile: Profile | None,
+    title: str, plan: Plan, problem: Problem | None, source: Mapping[str, Any] | None, profile: Profile | None,
 ) -> str:
     if profile is not None:
         m = profile.model
@@ -113,14 +112,14 @@ def _summary(
     elif source is not None:
         model = "an inline problem (no profiled model)"
     else:
-        model = "not recorded (a bare plan JSON)"
+        model = "a problem not recorded here (a bare plan JSON)"
     candidates = "" if problem is None else f" of {len(problem.candidates):,} candidates"
     efficiency = "-" if plan.efficiency is None else f"{plan.efficiency:.4g}"
     facts = [("status", plan.status), ("objective", plan.objective),
              ("selected", f"{len(plan.selected):,}{candidates}"), ("gain", f"{plan.gain:.4g}"),
              ("M", efficiency), ("solved in", f"{plan.solve_ms:.0f} ms")]
     items = "".join(f"<span>{escape(k)} <b>{escape(v)}</b></span>" for k, v in facts)
-    return (f"<section id=\"summary\"><h1>{escape(f'Plan {plan_id}' if plan_id else 'Plan')}</h1>"
+    return (f"<section id=\"summary\"><h1>{escape(title)}</h1>"
             f"<p>Solved for {escape(model)}.</p><div class=\"facts\">{items}</div></section>")
 
 
