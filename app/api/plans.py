@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from app.planning import (
 )
 from app.planning.prepared import PreparedProblem
 from app.planning.profiles import load_profile
+from app.planning.report import FRONTIER_POINTS, FRONTIER_SECONDS, plan_report, report_frontier
 from app.schemas import JobOut, Page
 from app.store import plans
 from app.store.tables import PlanRow
@@ -78,11 +79,13 @@ class PlanOut(BaseModel):
     created_at: datetime
     source: PlanSource
     plan: Plan
+    report_url: str = Field(description="The plan's HTML report: heatmap, budgets, frontier, gains, export.")
 
 
 def plan_out(row: PlanRow) -> PlanOut:
     """A stored plan as its API representation."""
-    return PlanOut(id=row.id, created_at=row.created_at, source=row.source, plan=row.plan)
+    return PlanOut(id=row.id, created_at=row.created_at, source=row.source, plan=row.plan,
+                   report_url=f"/v1/plans/{row.id}/report")
 
 
 def _prepare(ctx: Context, session: Session, body: PlanRequest) -> PreparedProblem:
@@ -199,7 +202,7 @@ def _plan_row(session: Session, plan_id: str) -> PlanRow:
 
 @router.get("/{plan_id}", response_model=PlanOut, responses=problem_responses(404))
 def get_plan(plan_id: str, session: Db) -> PlanOut:
-    """One stored plan."""
+    """One stored plan; `report_url` is its HTML report (GET /v1/plans/{id}/report)."""
     return plan_out(_plan_row(session, plan_id))
 
 
@@ -208,6 +211,28 @@ def get_plan_problem(plan_id: str, session: Db) -> Response:
     """The exact problem the plan solved (solve it again to reproduce the plan)."""
     body = plans.problem_body(session, _plan_row(session, plan_id).problem_hash)
     return Response(body, media_type="application/json")
+
+
+@router.get(
+    "/{plan_id}/report", response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}} | problem_responses(404),
+    summary="The plan as a self-contained HTML report (heatmap, budgets, frontier, gains, export)",
+)
+def get_plan_report(plan_id: str, ctx: Ctx, session: Db) -> HTMLResponse:
+    """One offline HTML page (inline SVG, no scripts, no external assets): a heatmap of layers x module kinds
+    with the method and setting chosen for each, every budget against its limit, the gain-vs-params frontier
+    with this plan marked, where the gains come from, the solver's proof, and whether the plan exports to peft.
+    The report's frontier is capped in points and seconds (a large problem may get none)."""
+    row = _plan_row(session, plan_id)
+    problem = Problem.model_validate_json(plans.problem_body(session, row.problem_hash))
+    front = ctx.frontiers.get_or_load(
+        ("report", row.problem_hash),
+        lambda: report_frontier(problem, FRONTIER_POINTS, min(FRONTIER_SECONDS, ctx.settings.solve_max_time_s)),
+    )
+    profile = load_profile(ctx, session, row.profile_id) if row.profile_id else None
+    html = plan_report(Plan.model_validate(row.plan), problem, front, plan_id=row.id, source=row.source,
+                       profile=profile)
+    return HTMLResponse(html)
 
 
 class PeftConfigOut(BaseModel):

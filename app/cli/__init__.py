@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 # Each module defines `register(subparsers)`, which adds its parser and sets
 # `func(args) -> int` as the parser's default. Modules are imported only when
 # their command runs, so `plan` never pays for torch.
@@ -17,6 +19,7 @@ SUBCOMMANDS = {
     "serve": "app.cli.serve",
     "export": "app.cli.export",
     "gains": "app.cli.gains",
+    "report": "app.cli.report",
 }
 
 
@@ -37,6 +40,15 @@ def read_json(path: str) -> Any:
     except JsonTextError as exc:
         where = ".".join(str(part) for part in exc.loc[:8])
         raise CliError(f"{path}: {where + ': ' if where else ''}{exc}") from None
+
+
+def describe(exc: ValidationError, what: str = "problem") -> str:
+    """Return a one-line summary of a validation error (of an invalid `what`), naming the first bad field."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = ".".join(str(part) for part in first["loc"]) or what
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"invalid {what}: {loc}: {first['msg']}{more}"
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

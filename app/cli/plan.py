@@ -6,7 +6,7 @@ import argparse
 
 from pydantic import ValidationError
 
-from app.cli import CliError, read_json
+from app.cli import CliError, describe, read_json
 from solver import Plan, Problem, SolveTimeout, solve
 
 
@@ -28,15 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-time", type=float, default=60.0, metavar="S", help="solver time limit in seconds (default 60)")
     p.add_argument("--table", action="store_true", help="print a readable table instead of JSON")
     p.set_defaults(func=run)
-
-
-def describe(exc: ValidationError) -> str:
-    """Return a one-line summary of a validation error, naming the first bad field."""
-    errors = exc.errors()
-    first = errors[0]
-    loc = ".".join(str(part) for part in first["loc"]) or "problem"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"invalid problem: {loc}: {first['msg']}{more}"
 
 
 def _problem(args: argparse.Namespace) -> Problem:
