@@ -15,7 +15,6 @@ from profiler.errors import ProfileError
 from profiler.measure.flops import dispatch_counter, forward_flops
 from profiler.measure.memory import (
     cuda_peak_bytes,
-    saved_activation_bytes,
     saved_storages,
     storage_key,
     training_state_bytes,
@@ -173,13 +172,78 @@ def measure_layer(unit: LayerUnit) -> LayerMeasurement:
             call().backward(grad)
             hidden.grad = None
 
+        saved = saved_storages(call, layer.parameters())
+        context = {storage_key(x) for x in tensor_leaves((args, kwargs)) if x is not hidden}
+        shared = sum(saved.pop(key) for key in context & saved.keys())
         partial.append((tokens, forward_flops(layer, args, kwargs).total, _backward_flops(call, grad),
-                        saved_activation_bytes(call, layer.parameters()), hidden.untyped_storage().nbytes()))
+                        sum(saved.values()), hidden.untyped_storage().nbytes(), shared))
         hidden.grad = None
         fns += [forward, train]
     samples = interleaved(fns, device, unit.run.repeats, unit.run.warmup)
     variants = {}
-    for i, (tokens, fwd_flops, bwd_flops, act, input_bytes) in enumerate(partial):
+    for i, (tokens, fwd_flops, bwd_flops, act, input_bytes, shared) in enumerate(partial):
         fwd, trn = samples[2 * i], samples[2 * i + 1]
-        variants[tokens] = VariantCost(fwd_flops, bwd_flops, summarize(fwd), difference(trn, fwd), act, input_bytes)
-    return LayerMeasurement(unit.key, variants)
+        variants[tokens] = VariantCost(fwd_flops, bwd_flops, summarize(fwd), difference(trn, fwd), act, input_bytes,
+                                       shared)
+    return LayerMeasurement(unit.key, variants, _in_layer(layer, unit, device, dtype))
+
+
+def _reading(module: nn.Module, paths: set[str]) -> tuple[dict[str, int], Callable[[], None]]:
+    """Hooks recording the storage key of the first input each module at `paths` reads; (records, undo).
+
+    The inputs are held until `undo`, so no storage freed during the forward is reused under a recorded key.
+    """
+    read: dict[str, int] = {}
+    held: list[torch.Tensor] = []
+
+    def hook(path: str) -> Callable[[nn.Module, tuple], None]:
+        def record(m: nn.Module, args: tuple) -> None:
+            if args and path not in read:
+                held.append(args[0])
+                read[path] = storage_key(args[0])
+        return record
+
+    handles = [module.get_submodule(path).register_forward_pre_hook(hook(path)) for path in paths]
+
+    def undo() -> None:
+        for handle in handles:
+            handle.remove()
+        held.clear()
+
+    return read, undo
+
+
+def _in_layer(layer: nn.Module, unit: LayerUnit, device: torch.device, dtype: torch.dtype) -> dict[str, tuple[int, int]]:
+    """What each adapter of `unit.in_layer` adds to the layer's saved activations at its first call variant
+    (hidden states requiring grad: backward goes through the layer), and its input if it newly saves it.
+
+    Measured in place, since what an adapter saves can be what the frozen layer saves already (LoRA on an
+    attention output keeps the tensor SDPA keeps; unfreezing a norm's affine keeps the input the norm keeps).
+    Storages of the layer's inputs (hidden states, position embeddings, masks) are left out, as in the layer's
+    own count.
+    """
+    if not unit.in_layer:
+        return {}
+    _, arg_specs, kwarg_specs = unit.variants[0]
+    args, kwargs, hidden = _with_grad_input(*materialize((arg_specs, kwarg_specs), device, dtype, unit.run.seed))
+    context = {storage_key(x) for x in tensor_leaves((args, kwargs))}
+    read, undo = _reading(layer, {probe.site.path for probe in unit.in_layer})
+    frozen_saved = saved_storages(lambda: layer(*args, **kwargs), layer.parameters())
+    kept = {path for path, key in read.items() if key in frozen_saved}  # sites whose input the layer keeps anyway
+    undo()
+    frozen = sum(v for k, v in frozen_saved.items() if k not in context)
+    out = {}
+    for probe in unit.in_layer:
+        module = _sharing_copy(layer)
+        attachment = get_method(probe.method).attach(module, probe.site, probe.setting)
+        read, undo = _reading(module, {probe.site.path})
+        saved = saved_storages(lambda module=module: module(*args, **kwargs), module.parameters())
+        key = read.get(probe.site.path)
+        newly = key is not None and probe.site.input_of is not None and probe.site.path not in kept
+        input_bytes = saved.get(key, 0) if newly else 0
+        undo()
+        attachment.detach()
+        added = sum(v for k, v in saved.items() if k not in context) - frozen
+        out[probe.key] = (max(added - input_bytes, 0), input_bytes)
+    hidden.grad = None
+    return out

@@ -4,8 +4,11 @@ parameters, the CUDA peak."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
 
 # Trainable parameter bytes multiply: the parameter, its gradient, AdamW's two moment buffers (torch keeps
 # them in the parameter's dtype). A parameter that already existed is counted with the frozen weights.
@@ -18,9 +21,33 @@ def storage_key(t: torch.Tensor) -> int:
     return t.untyped_storage()._cdata
 
 
+class _FusedAttention(torch.autograd.Function):
+    """On the meta device: what a fused SDPA kernel (flash attention, as on CUDA and on CPU) saves for backward,
+    q, k, v, the output and a float32 log-sum-exp per query, where meta itself can only run the math kernel,
+    which saves the attention probabilities too. Used for saved bytes only: its backward is never run."""
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        out = q.new_empty((*q.shape[:-1], v.shape[-1]))
+        ctx.save_for_backward(q, k, v, out, q.new_empty(q.shape[:-1], dtype=torch.float32))
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> None:  # pragma: no cover - never differentiated
+        raise RuntimeError("the meta stand-in of fused attention is not differentiable")
+
+
+class _FusedAttentionOnMeta(TorchFunctionMode):
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        if func is F.scaled_dot_product_attention and args and args[0].is_meta:
+            return _FusedAttention.apply(*args[:3])
+        return func(*args, **(kwargs or {}))
+
+
 def saved_storages(fn: Callable[[], object], exclude: Iterable[torch.Tensor]) -> dict[int, int]:
     """Storage key -> bytes of every distinct storage autograd saves for backward while `fn` runs, but those of
-    `exclude` (weights: a linear saves its weight for the input gradient)."""
+    `exclude` (weights: a linear saves its weight for the input gradient). On the meta device SDPA counts as
+    the fused kernel real devices run (`_FusedAttention`)."""
     skip = {storage_key(t) for t in exclude}
     seen: dict[int, int] = {}
 
@@ -30,7 +57,7 @@ def saved_storages(fn: Callable[[], object], exclude: Iterable[torch.Tensor]) ->
             seen[key] = max(seen.get(key, 0), t.untyped_storage().nbytes())
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _FusedAttentionOnMeta():
         fn()
     return seen
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -26,8 +26,10 @@ from profiler.measure.footprint import (
     weight_bytes,
 )
 from profiler.measure.isolated import measure_layer, measure_site
+from profiler.measure.tensors import TensorSpec
 from profiler.measure.trace import Trace, record
 from profiler.measure.units import (
+    InLayer,
     LayerMeasurement,
     LayerUnit,
     Measurement,
@@ -72,6 +74,8 @@ class PlannedCandidate:
     config: dict[str, Any]
     params: int
     unit: str
+    in_layer: tuple[str, str] | None = None
+    """(layer unit key, InLayer key) measuring its activations in place, for a site inside a layer."""
 
 
 @dataclass
@@ -125,15 +129,31 @@ def _trace_on(spec: ModelSpec, options: ProfileOptions, device: str, attention: 
     args, kwargs = built.inputs(options.batch_size, options.seq_len, dev)
     if attention == "eager" and built.text:
         kwargs["attention_mask"] = torch.ones_like(kwargs["input_ids"])
-    trace = record(built.model, args, kwargs)
+    trace = _causal_masks_as_run(record(built.model, args, kwargs), device, attention)
     flops = forward_flops(built.model, args, kwargs)
     longer = {}
     for m in extra:
         a, kw = built.inputs(options.batch_size, options.seq_len + m, dev)
         if "attention_mask" in kwargs:
             kw["attention_mask"] = torch.ones_like(kw["input_ids"])
-        longer[m] = record(built.model, a, kw)
+        longer[m] = _causal_masks_as_run(record(built.model, a, kw), device, attention)
     return _Traced(built, trace, longer, flops)
+
+
+def _causal_masks_as_run(trace: Trace, device: str, attention: str | None) -> Trace:
+    """The trace with layers' 4-D attention masks dropped when recorded on meta with SDPA.
+
+    On meta the forward runs under a jit trace (`profiler.measure.trace.record`), where transformers builds
+    an explicit mask; run for real on unpadded inputs (ours), it passes none and lets SDPA apply causality
+    itself, which saves different tensors (no mask, a fused kernel).
+    """
+    if device != "meta" or attention != "sdpa":
+        return trace
+    for call in trace.calls.values():
+        mask = call.kwargs.get("attention_mask") if isinstance(call.kwargs, dict) else None
+        if isinstance(mask, TensorSpec) and len(mask.shape) == 4:
+            call.kwargs = {**call.kwargs, "attention_mask": None}
+    return trace
 
 
 def _trace(spec: ModelSpec, options: ProfileOptions, device: str, extra: list[int], max_params: int | None) -> _Traced:
@@ -226,6 +246,7 @@ def prepare(spec: ModelSpec, options: ProfileOptions, max_params: int | None = N
         if key not in units:
             units[key] = LayerUnit(key, _meta_copy(layer), variants, run)
         layer_keys.append(key)
+    _plan_in_layer(candidates, layer_paths, layer_keys, units)
     args, kwargs = traced.built.inputs(options.batch_size, options.seq_len, torch.device("meta"))
     task = resolve_task(spec, options.task)
     head, fixed = _head_and_fixed(model, task, options, tokens, layer_paths, dtype, device)
@@ -237,6 +258,25 @@ def prepare(spec: ModelSpec, options: ProfileOptions, max_params: int | None = N
     return Prepared(spec, options, run, info, tokens, {k: list(v.shape) for k, v in kwargs.items()}, layer_paths,
                     layer_keys, candidates, list(units.values()), memory, traced.flops.uncounted,
                     time.perf_counter() - start)
+
+
+def _plan_in_layer(candidates: list[PlannedCandidate], layer_paths: list[str], layer_keys: list[str],
+                   units: dict[str, Unit]) -> None:
+    """Give each site candidate inside a layer an InLayer probe of its layer's unit (one per relative site,
+    method and setting: identical layers share it)."""
+    for c in candidates:
+        if not c.unit or c.layer is None or c.layer >= len(layer_paths):
+            continue
+        path = layer_paths[c.layer]
+        if not c.site.path.startswith(path + "."):
+            continue
+        unit = units[layer_keys[c.layer]]
+        assert isinstance(unit, LayerUnit)
+        site = replace(c.site, path=c.site.path[len(path) + 1:])
+        key = unit_key(c.method, site.path, site.kind, c.setting)
+        if all(probe.key != key for probe in unit.in_layer):
+            unit.in_layer.append(InLayer(key, c.method, c.setting, site))
+        c.in_layer = (unit.key, key)
 
 
 MEMORY_NOTES = [
@@ -292,12 +332,19 @@ def _fill_noise(costs: dict[str, Any], ms_per_flop: dict[str, float]) -> list[st
     return estimated
 
 
-def _site_candidate(c: PlannedCandidate, m: SiteMeasurement, checkpointing: bool) -> dict[str, Any]:
-    """A site candidate's costs. Its saved input, when its site shares it with others (`Site.input_of`), is a
-    saved input of the profile rather than its own; with checkpointing its activations are recomputed."""
+def _site_candidate(c: PlannedCandidate, m: SiteMeasurement, by_key: dict[str, Measurement],
+                    checkpointing: bool) -> tuple[dict[str, Any], float]:
+    """A site candidate's costs and the bytes of its shared saved input. Activations are measured in place in
+    its layer where it has one (`InLayer`), else on its isolated host. Its saved input, when its site shares
+    it with others (`Site.input_of`), is a saved input of the profile rather than its own; with checkpointing
+    its activations are recomputed."""
     cost = m.costs[c.setting]
-    shared = cost.input_bytes > 0 and c.site.input_of is not None and not checkpointing
-    own = 0.0 if checkpointing else float(cost.activation_bytes + (0 if shared else cost.input_bytes))
+    activation, input_bytes = cost.activation_bytes, cost.input_bytes
+    if c.in_layer is not None:
+        layer_unit, probe = c.in_layer
+        activation, input_bytes = by_key[layer_unit].in_layer[probe]  # type: ignore[union-attr]
+    shared = input_bytes > 0 and c.site.input_of is not None and not checkpointing
+    own = 0.0 if checkpointing else float(activation + (0 if shared else input_bytes))
     return {
         "inference_flops": cost.inference_flops, "flops": cost.inference_flops + cost.backward_flops,
         "latency_ms": _nonneg(cost.latency.median_ms) if cost.latency else 0.0,
@@ -306,7 +353,7 @@ def _site_candidate(c: PlannedCandidate, m: SiteMeasurement, checkpointing: bool
         "memory_bytes": float(cost.state_bytes) + own, "activation_bytes": own, "state_bytes": float(cost.state_bytes),
         "saved_input": f"{c.site.input_of}:input" if shared else None,
         "peak_memory_bytes": None if cost.peak_bytes is None else float(cost.peak_bytes),
-    }, (float(cost.input_bytes) if shared else 0.0)
+    }, (float(input_bytes) if shared else 0.0)
 
 
 def _sequence_candidate(c: PlannedCandidate, prepared: Prepared, layers: list[LayerMeasurement]) -> dict[str, Any]:
@@ -360,7 +407,7 @@ def assemble(prepared: Prepared, measurements: list[Measurement]) -> Profile:
     candidates, inputs = [], {}
     for c in prepared.candidates:
         measured = by_key[c.unit] if c.unit else None
-        costs, input_bytes = (_site_candidate(c, measured, checkpointing) if isinstance(measured, SiteMeasurement)
+        costs, input_bytes = (_site_candidate(c, measured, by_key, checkpointing) if isinstance(measured, SiteMeasurement)
                               else _sequence_candidate(c, prepared, layer_ms))
         if costs["flops"] <= 0 or c.params <= 0:
             raise ProfileError(f"candidate {c.id} measured {costs['flops']} FLOPs and {c.params} params")
@@ -374,10 +421,12 @@ def assemble(prepared: Prepared, measurements: list[Measurement]) -> Profile:
                                            estimated=estimated, **costs))
     layers = [_layer(i, path, lm.variants[prepared.tokens], checkpointing)
               for i, (path, lm) in enumerate(zip(prepared.layer_paths, layer_ms, strict=True))]
+    # The layers' shared context (position embeddings, masks) is saved once; with checkpointing one layer's
+    # activations are live at a time while it is recomputed.
+    fixed = max((v.context_bytes for v in base), default=0) + (max((v.activation_bytes for v in base), default=0)
+                                                               if checkpointing else 0)
     memory = prepared.memory
-    if checkpointing:  # one layer's activations live at a time while it is recomputed
-        peak = max((v.activation_bytes for v in base), default=0)
-        memory = memory.model_copy(update={"fixed": memory.fixed.model_copy(update={"activations": float(peak)})})
+    memory = memory.model_copy(update={"fixed": memory.fixed.model_copy(update={"activations": float(fixed)})})
     return Profile(model=prepared.info, device=prepared.run.device, dtype=prepared.run.dtype,
                    batch_size=prepared.options.batch_size, seq_len=prepared.tokens, inputs=prepared.inputs,
                    torch_version=torch.__version__, threads=prepared.run.threads, candidates=candidates, layers=layers,

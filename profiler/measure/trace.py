@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from profiler.measure.memory import storage_key
-from profiler.measure.tensors import TensorSpec, tensor_leaves, to_specs
+from profiler.measure.tensors import BoundCall, TensorSpec, tensor_leaves, to_specs
 
 
 @dataclass
@@ -31,6 +31,10 @@ class Trace:
     """Module path -> first Call, for every module that ran."""
 
     calls: dict[str, Call] = field(default_factory=dict)
+
+
+def _on_meta(model: nn.Module) -> bool:
+    return any(p.is_meta for p in model.parameters())
 
 
 def record(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> Trace:
@@ -60,7 +64,13 @@ def record(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> Trace:
         handles.append(module.register_forward_hook(post, with_kwargs=True))
     try:
         with torch.no_grad():
-            model(*args, **kwargs)
+            if _on_meta(model):
+                # Under a jit trace, transformers skips the checks that read tensor values (mask shortcuts),
+                # which the meta device cannot answer.
+                call = BoundCall(model, args, kwargs)
+                torch.jit.trace(call, call.tensors, check_trace=False, strict=False)
+            else:
+                model(*args, **kwargs)
     finally:
         for h in handles:
             h.remove()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
@@ -38,14 +38,27 @@ class SiteUnit:
     run: RunSettings
 
 
+@dataclass(frozen=True)
+class InLayer:
+    """A method at one setting on a site inside a layer (its path relative to the layer): what it saves for
+    backward in place, beyond what the frozen layer saves already, is measured with the layer."""
+
+    key: str
+    method: str
+    setting: int | None
+    site: Site
+
+
 @dataclass
 class LayerUnit:
-    """Measure a frozen layer (`host`, meta module) at each recorded call variant: (tokens, args, kwargs) specs."""
+    """Measure a frozen layer (`host`, meta module) at each recorded call variant: (tokens, args, kwargs) specs;
+    and at the first variant, the activations each of `in_layer` adds to it."""
 
     key: str
     host: nn.Module
     variants: list[tuple[int, Any, Any]]
     run: RunSettings
+    in_layer: list[InLayer] = field(default_factory=list)
 
 
 Unit = SiteUnit | LayerUnit
@@ -74,8 +87,9 @@ class SiteMeasurement:
 
 @dataclass
 class VariantCost:
-    """A frozen layer's forward/backward FLOPs and times (ms), saved-activation bytes and the bytes of its input
-    (hidden states: what gradient checkpointing keeps) at one call shape."""
+    """A frozen layer's forward/backward FLOPs and times (ms), saved-activation bytes, the bytes of its input
+    (hidden states: what gradient checkpointing keeps) and of what it saves of its other inputs (the context
+    every layer shares: position embeddings, masks; saved once in the model) at one call shape."""
 
     forward_flops: float
     backward_flops: float
@@ -83,12 +97,15 @@ class VariantCost:
     backward: Timing
     activation_bytes: int
     input_bytes: int
+    context_bytes: int
 
 
 @dataclass
 class LayerMeasurement:
     key: str
     variants: dict[int, VariantCost]
+    in_layer: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """InLayer key -> (activation bytes it adds besides its input, bytes of its input if it newly saves it)."""
 
 
 Measurement = SiteMeasurement | LayerMeasurement
