@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.api import catalog, datasets, health, jobs, plans, profiles
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
                 ctx.runner = None
             engine.dispose()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their assets served here: they work offline
         title="peft-planner",
         version=__version__,
         description="Plan which parameter-efficient adapters go on which layers, within a budget.",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
 from app.bodies import StrictRoute
-from app.dependencies import Ctx, Db
+from app.dependencies import Ctx, Db, Paging
 from app.errors import ApiError, found, problem_responses
-from app.schemas import JobOut, job_out
+from app.jobs.kinds import KINDS
+from app.schemas import JobOut, Page, job_out
 from app.store import jobs as job_store
 from app.store.tables import JobRow
 
@@ -18,6 +21,17 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictRoute)
 def job_row(session: Session, job_id: str) -> JobRow:
     """The job, or a 404."""
     return found(session.get(JobRow, job_id), "job", job_id)
+
+
+@router.get("", response_model=Page[JobOut], responses=problem_responses(422))
+def list_jobs(
+    session: Db, paging: Paging,
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
+    kind: Literal[tuple(KINDS)] | None = None,  # type: ignore[valid-type]
+) -> Page[JobOut]:
+    """Jobs newest first, of one `state` and/or `kind` when given."""
+    rows, total = job_store.page(session, paging.limit, paging.offset, state, kind)
+    return Page(items=[job_out(r) for r in rows], total=total, limit=paging.limit, offset=paging.offset)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=problem_responses(404))

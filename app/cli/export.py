@@ -20,6 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("plan", metavar="PLAN", help="plan JSON (from `peft-planner plan` or GET /v1/plans/{id}), or -")
     p.add_argument("-o", "--out", metavar="DIR", required=True, help="folder for adapter_config.json")
     p.add_argument("--token-dim", type=int, metavar="D", help="embedding width (needed for prompt tuning)")
+    p.add_argument("--profile", metavar="FILE", help="the profile the plan was made from: the summary of what is "
+                   "left out then counts its parameters")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="write the configs even when peft cannot express part of the plan (default: refuse, exit 2)")
     p.set_defaults(func=run)
 
 
@@ -43,10 +47,19 @@ def run(args: argparse.Namespace) -> int:
         export = export_plan(_selected(args.plan), args.token_dim)
     except ProfileError as exc:
         raise CliError(str(exc)) from None
-    for item in export.unsupported:
-        print(f"not exported: {item.id}: {item.reason}", file=sys.stderr)
+    params = None
+    if args.profile is not None:
+        from profiler.schema import Profile
+
+        params = {c.id: c.params for c in Profile.model_validate(read_json(args.profile)).candidates}
+        if any(u.id not in params for u in export.unsupported):
+            raise CliError(f"{args.profile} is not the profile of this plan: it lacks some of its candidates")
     if not export.configs:
-        raise CliError("no selected candidate fits peft's vocabulary (see above)")
+        raise CliError(f"{export.summary(params)}; nothing fits peft's vocabulary")
+    if not export.complete:
+        if not args.allow_partial:
+            raise CliError(f"{export.summary(params)}; --allow-partial writes the rest, or plan with --exportable peft")
+        print(f"warning: {export.summary(params)}", file=sys.stderr)
     try:
         folders = save_export(export, args.out)
     except ImportError:

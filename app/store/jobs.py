@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from app.store.paging import page_of
 from app.store.tables import JobRow, ProfileRow, new_id, utcnow
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -148,3 +149,11 @@ def release_running(
         ).rowcount
         session.commit()
     return failed + requeued
+
+
+def page(session: Session, limit: int, offset: int, state: str | None = None,
+         kind: str | None = None) -> tuple[list[JobRow], int]:
+    """Jobs newest first (of one state and/or kind, if given), and how many match in all."""
+    where = [c for c in (JobRow.state == state if state else None, JobRow.kind == kind if kind else None)
+             if c is not None]
+    return page_of(session, JobRow, limit, offset, *where)

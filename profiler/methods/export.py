@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,20 @@ class PeftExport(BaseModel):
     def complete(self) -> bool:
         """Whether every selected candidate is in the configs."""
         return not self.unsupported
+
+    def dropped_params(self, params: Mapping[str, int]) -> int:
+        """Trainable parameters of the candidates left out (their counts in `params`, by candidate id)."""
+        return sum(params[u.id] for u in self.unsupported)
+
+    def summary(self, params: Mapping[str, int] | None = None) -> str:
+        """One line: how many candidates (and, with `params`, parameters) the export leaves out, by reason."""
+        if self.complete:
+            return f"every one of the {len(self.exported)} selected candidates is exported"
+        reasons = Counter(u.reason for u in self.unsupported)
+        why = "; ".join(f"{n} because {reason}" for reason, n in reasons.most_common())
+        total = len(self.exported) + len(self.unsupported)
+        size = "" if params is None else f" ({self.dropped_params(params):,} trainable parameters)"
+        return f"the peft export leaves out {len(self.unsupported)} of {total} selected candidates{size}: {why}"
 
 
 def pattern(path: str) -> str:

@@ -94,9 +94,13 @@ def test_export_cli_writes_a_peft_config(tmp_path: Path, capsys: pytest.CaptureF
     ids = ["encoder.layer.0.attention.self.query:lora:r4", "encoder.layer.1.attention.self.query:lora:r8",
            "encoder.layer.1.output.dense:adapter:b16"]
     plan.write_text(json.dumps({"plan": {"selected": ids}}))
-    assert cli(["export", str(plan), "-o", str(tmp_path / "out")]) == 0
+    assert cli(["export", str(plan), "-o", str(tmp_path / "out")]) == 2  # part of the plan would be dropped
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "leaves out 1 of 3 selected candidates" in err and "--allow-partial" in err
+    assert not (tmp_path / "out").exists()
+    assert cli(["export", str(plan), "-o", str(tmp_path / "out"), "--allow-partial"]) == 0
     captured = capsys.readouterr()
-    assert "not exported: encoder.layer.1.output.dense:adapter:b16" in captured.err
+    assert "bottleneck adapters have no peft config" in captured.err
     config = json.loads((tmp_path / "out" / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA" and config["r"] in (4, 8) and len(config["rank_pattern"]) == 1
     plan.write_text(json.dumps({"selected": []}))

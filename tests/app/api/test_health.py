@@ -28,3 +28,18 @@ def test_catalog_and_methods(client: TestClient) -> None:
     assert "bert-base" in {m["name"] for m in models}
     methods = client.get("/v1/methods").json()
     assert "lora" in {m["name"] for m in methods}
+
+
+def test_api_docs_work_offline(client: TestClient) -> None:
+    """/docs and /redoc load every script, style and icon from the service itself, never from a CDN."""
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+        assets = re.findall(r"""(?:src|href)\s*=\s*['"]([^'"]+)['"]""", html.text)
+        assert assets, page
+        for asset in assets:
+            assert not re.match(r"(?:https?:)?//", asset), (page, asset)
+            assert client.get(asset).status_code == 200, asset
+        assert "openapi.json" in html.text and not re.search(r"https?://", html.text)
