@@ -242,6 +242,7 @@ class Profile(Strict):
     saved_inputs: list[SavedInput] = Field(default_factory=list)
     memory: ProfileMemory = Field(default_factory=ProfileMemory)
     timed: bool = Field(default=True, description="Whether latencies were measured (false: options.timing none).")
+    notes: list[str] = Field(default_factory=list, description="What the profiler decided for you (sites left out...).")
     options: ProfileOptions
     spec: ModelSpec
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC), strict=False)

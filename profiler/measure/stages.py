@@ -27,7 +27,7 @@ from profiler.measure.footprint import (
 )
 from profiler.measure.isolated import measure_layer, measure_site
 from profiler.measure.tensors import TensorSpec
-from profiler.measure.trace import Trace, record
+from profiler.measure.trace import Trace, record, unreachable
 from profiler.measure.units import (
     InLayer,
     LayerMeasurement,
@@ -93,8 +93,13 @@ class Prepared:
     candidates: list[PlannedCandidate]
     units: list[Unit]
     memory: ProfileMemory
+    notes: list[str]
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     prepare_s: float = 0.0
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def resolve_device(device: str) -> str:
@@ -209,6 +214,11 @@ def prepare(spec: ModelSpec, options: ProfileOptions, max_params: int | None = N
     model = freeze(traced.built.model)
     layer_paths = find_layers(model)
     sites = find_sites(model, layer_paths, traced.trace, options.target_modules)
+    dead = unreachable(model, *traced.built.inputs(options.batch_size, options.seq_len, _device_of(model)),
+                       sorted({s.path for s in sites if s.kind != "embedding"}))
+    sites = [s for s in sites if s.path not in dead]
+    notes = [f"not offered, no gradient path to the task's output ({traced.built.head_output}): {', '.join(dead)}"
+             ] if dead else []
     tokens = traced.built.tokens(options.seq_len)
 
     candidates: list[PlannedCandidate] = []
@@ -256,7 +266,7 @@ def prepare(spec: ModelSpec, options: ProfileOptions, max_params: int | None = N
     memory = ProfileMemory(fixed=fixed, dtype=dtype, adapter_dtype="float32",
                            quantization=options.quantization, checkpointing=options.checkpointing, notes=MEMORY_NOTES)
     return Prepared(spec, options, run, info, tokens, {k: list(v.shape) for k, v in kwargs.items()}, layer_paths,
-                    layer_keys, candidates, list(units.values()), memory, traced.flops.uncounted,
+                    layer_keys, candidates, list(units.values()), memory, notes, traced.flops.uncounted,
                     time.perf_counter() - start)
 
 
@@ -431,6 +441,7 @@ def assemble(prepared: Prepared, measurements: list[Measurement]) -> Profile:
                    batch_size=prepared.options.batch_size, seq_len=prepared.tokens, inputs=prepared.inputs,
                    torch_version=torch.__version__, threads=prepared.run.threads, candidates=candidates, layers=layers,
                    uncounted_ops=prepared.uncounted_ops, saved_inputs=list(inputs.values()), memory=memory, timed=timed,
+                   notes=prepared.notes,
                    options=prepared.options, spec=prepared.spec,
                    timings=ProfileTimings(prepare_s=prepared.prepare_s, num_units=len(prepared.units),
                                           estimated_timings=sum(len(c.estimated) for c in candidates)))

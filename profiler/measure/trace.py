@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from profiler.measure.memory import storage_key
 from profiler.measure.tensors import BoundCall, TensorSpec, tensor_leaves, to_specs
@@ -33,8 +34,9 @@ class Trace:
     calls: dict[str, Call] = field(default_factory=dict)
 
 
-def _on_meta(model: nn.Module) -> bool:
-    return any(p.is_meta for p in model.parameters())
+def _traced(model: nn.Module) -> bool:
+    """Whether a forward of `model` runs under a jit trace: a transformers model on the meta device."""
+    return hasattr(model, "config") and any(p.is_meta for p in model.parameters())
 
 
 def record(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> Trace:
@@ -64,14 +66,61 @@ def record(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> Trace:
         handles.append(module.register_forward_hook(post, with_kwargs=True))
     try:
         with torch.no_grad():
-            if _on_meta(model):
-                # Under a jit trace, transformers skips the checks that read tensor values (mask shortcuts),
-                # which the meta device cannot answer.
-                call = BoundCall(model, args, kwargs)
-                torch.jit.trace(call, call.tensors, check_trace=False, strict=False)
-            else:
-                model(*args, **kwargs)
+            run(model, args, kwargs)
     finally:
         for h in handles:
             h.remove()
     return trace
+
+
+def run(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> list[torch.Tensor]:
+    """The output tensors of `model(*args, **kwargs)`. A transformers model on the meta device runs under a jit
+    trace, where transformers skips the checks that read tensor values (mask shortcuts), which meta cannot
+    answer."""
+    if not _traced(model):
+        return tensor_leaves(model(*args, **kwargs))
+    call = BoundCall(model, args, kwargs)
+    outputs: list[torch.Tensor] = []
+    handle = call.register_forward_hook(lambda m, a, out: outputs.extend(out))
+    try:
+        torch.jit.trace(call, call.tensors, check_trace=False, strict=False)
+    finally:
+        handle.remove()
+    return outputs
+
+
+def unreachable(model: nn.Module, args: tuple, kwargs: dict[str, Any], paths: list[str]) -> list[str]:
+    """The modules among `paths` whose output has no gradient path to the model's first output (its last
+    hidden state, or its logits): training anything there cannot change what the task head sees.
+
+    The input embedding's output (or the first float input) is made to require grad, one forward runs, and
+    autograd is asked for the gradient of the first output's sum with respect to each module's output.
+    """
+    outputs: dict[str, torch.Tensor] = {}
+    handles = [model.get_submodule(path).register_forward_hook(
+        lambda m, a, out, path=path: outputs.setdefault(path, tensor_leaves(out)[0]) if tensor_leaves(out) else None)
+        for path in paths]
+    getter = getattr(model, "get_input_embeddings", None)
+    embedding = getter() if callable(getter) else None
+    if isinstance(embedding, nn.Embedding):
+        handles.append(embedding.register_forward_hook(lambda m, a, out: out.requires_grad_()))
+    else:
+        args, kwargs = _requiring_grad(args, kwargs)
+    try:
+        with torch.enable_grad():
+            first = run(model, args, kwargs)[0]
+            wanted = [(path, out) for path, out in outputs.items() if out.requires_grad]
+            grads = torch.autograd.grad(first.sum(), [out for _, out in wanted], allow_unused=True) if wanted else []
+    finally:
+        for h in handles:
+            h.remove()
+    reached = {path for (path, _), grad in zip(wanted, grads, strict=True) if grad is not None}
+    return [path for path in paths if path in outputs and path not in reached]
+
+
+def _requiring_grad(args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+    """The call's arguments with every float tensor made to require grad."""
+    leaves, spec = tree_flatten((args, kwargs))
+    leaves = [x.detach().requires_grad_() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+              for x in leaves]
+    return tree_unflatten(leaves, spec)

@@ -37,6 +37,8 @@ class Built:
     inputs: Callable[[int, int, torch.device], tuple[tuple, dict[str, Any]]]
     tokens: Callable[[int], int]
     text: bool
+    head_output: str = "its first output"
+    """What the task head reads (for notes): the logits, or the mean-pooled last hidden state."""
 
 
 def config_of(spec: ModelSpec) -> dict[str, Any]:
@@ -139,7 +141,8 @@ def build(spec: ModelSpec, device: torch.device | str = "meta", attention: str |
     vocab = getattr(cfg, "vocab_size", None)
     if not isinstance(vocab, int):
         raise ProfileError(f"unsupported model {type(model).__name__}: neither token ids nor pixel inputs")
-    return Built(model.eval(), spec.label(), name, _text_inputs(vocab), lambda seq: seq, True)
+    head_output = "the logits" if auto is AutoModelForCausalLM else "the mean-pooled last hidden state"
+    return Built(model.eval(), spec.label(), name, _text_inputs(vocab), lambda seq: seq, True, head_output)
 
 
 def max_tokens(spec: ModelSpec) -> int | None:

@@ -50,7 +50,8 @@ def test_analytic_params_and_forward_flops(bert_profile):
     assert norm.layer == 0 and norm.params == 2 * 64
     # d(gamma) = sum_t xhat*g (a multiply-add per element), d(beta) = sum_t g (an add per element)
     assert norm.flops == 3 * tokens * 64
-    assert by_id["pooler.dense:lora:r4"].layer is None  # after the last layer: no shared backward
+    # under mean pooling the pooler never gets a gradient: it is not offered, and the profile says so
+    assert not any(cid.startswith("pooler.") for cid in by_id) and "pooler.dense" in bert_profile.notes[0]
 
 
 def test_isolated_measurements_agree_with_whole_model(bert_profile):
@@ -99,6 +100,8 @@ def test_layer_backward_matches_flop_counter_mode_of_the_real_layer(bert_profile
 def test_other_architectures(config, lora_site, d_in, d_out):
     p = profile_model(ModelSpec(config=config), ProfileOptions(**FAST, ranks=[4], methods=["lora", "norm_affine"]))
     assert p.model.task == "causal_lm" and p.model.architecture.split("[")[0].endswith(("LMHeadModel", "ForCausalLM"))
+    head = {c.id: c for c in p.candidates}["lm_head:lora:r4"]
+    assert head.layer is None  # after the last layer: no shared backward
     c = {c.id: c for c in p.candidates}[f"{lora_site}:lora:r4"]
     assert c.params == 4 * (d_in + d_out) and c.inference_flops == 2 * 24 * 4 * (d_in + d_out)
     assert all(x.flops > 0 and x.params > 0 for x in p.candidates)
