@@ -20,10 +20,11 @@ from app.errors import ApiError
 from app.settings import Settings
 from profiler.errors import ProfileError
 from profiler.jsontext import JsonTextError, loads
+from profiler.measure.stages import incomplete_config
 from profiler.methods.registry import get_method
 from profiler.models.catalog import SHAPES
 from profiler.models.directory import check_model_dir
-from profiler.models.size import estimated_params
+from profiler.models.size import defaulted_shape, estimated_params
 from profiler.schema import ModelSpec, ProfileOptions
 
 
@@ -95,8 +96,9 @@ def _check_size(config: dict[str, Any], settings: Settings, where: str) -> None:
                        f"{settings.max_model_params:,} (PEFT_PLANNER_MAX_MODEL_PARAMS)")
 
 
-def checked_spec(spec: ModelSpec, settings: Settings) -> ModelSpec:
-    """The spec with its directory made relative to the models root; raises ApiError for what is refused."""
+def checked_spec(spec: ModelSpec, settings: Settings, options: ProfileOptions) -> ModelSpec:
+    """The spec with its directory made relative to the models root; raises ApiError for what is refused
+    (a config that leaves shape keys to defaults, too, unless `options.allow_defaults`)."""
     if spec.path is not None:
         relative, config = model_dir(str(spec.path), settings)
         _check_size(config, settings, "model.path")
@@ -104,6 +106,10 @@ def checked_spec(spec: ModelSpec, settings: Settings) -> ModelSpec:
     if spec.config is not None:
         _refuse_custom_code(spec.config, "model.config")
         _check_size(spec.config, settings, "model.config")
+        defaulted = {} if spec.config.get("model_type") == "small-cnn" else defaulted_shape(spec.config)
+        if defaulted and not options.allow_defaults:
+            raise ApiError(422, "model." + incomplete_config(defaulted).replace("allow_defaults (--allow-defaults)",
+                                                                                "options.allow_defaults"))
         return spec
     shape = SHAPES.get(str(spec.name))
     if shape is None:

@@ -77,6 +77,8 @@ class ProfileOptions(Strict):
     quantization: Literal["none", "int8", "nf4"] = Field(
         default="none", description="Storage of the frozen linear weights inside layers (QLoRA-style int8 or NF4), "
         "for the memory account only (no quantized kernels run).")
+    allow_defaults: bool = Field(default=False, description="Profile a config dict that leaves shape keys (layers, "
+                                 "hidden size, heads, ...) to transformers' defaults; the profile notes them.")
     timing: Literal["measure", "none"] = Field(
         default="measure", description="none: nothing is timed; units run on the meta device (shapes only): FLOPs "
         "and memory are counted as usual, latencies are 0.")

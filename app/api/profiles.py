@@ -65,7 +65,7 @@ def create_profile(
     """
 
     def produce() -> Outcome:
-        spec = checked_spec(body.model, ctx.settings)
+        spec = checked_spec(body.model, ctx.settings, body.options)
         key = cache_key(spec, checked_options(body.options), ctx.settings)
         spec_json, options_json = spec.model_dump(mode="json"), body.options.model_dump(mode="json")
         stored = profile_store.by_cache_key(session, key)

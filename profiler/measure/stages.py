@@ -44,6 +44,7 @@ from profiler.measure.units import (
 from profiler.methods.base import Method, freeze
 from profiler.methods.registry import get_method
 from profiler.models.build import Built, build, config_dtype, max_tokens, resolve_task
+from profiler.models.size import defaulted_shape, incomplete_config
 from profiler.schema import (
     MemoryParts,
     ModelInfo,
@@ -210,6 +211,10 @@ def prepare(spec: ModelSpec, options: ProfileOptions, max_params: int | None = N
     sequence = [m for m in methods if m.measured_by == "sequence"]
     extra = sorted({s for m in sequence for s in m.settings(options) if s is not None})
     _check_shape(spec, options, extra)
+    defaulted = defaulted_shape(spec.config) if spec.config is not None and spec.config.get("model_type") != "small-cnn" \
+        else {}
+    if defaulted and not options.allow_defaults:
+        raise ProfileError(incomplete_config(defaulted))
     traced = _trace(spec, options, device, extra, max_params)
     model = freeze(traced.built.model)
     layer_paths = find_layers(model)
@@ -219,6 +224,9 @@ def prepare(spec: ModelSpec, options: ProfileOptions, max_params: int | None = N
     sites = [s for s in sites if s.path not in dead]
     notes = [f"not offered, no gradient path to the task's output ({traced.built.head_output}): {', '.join(dead)}"
              ] if dead else []
+    if defaulted:
+        notes.append("shape keys the config left to transformers' defaults: "
+                     + ", ".join(f"{key}={value}" for key, value in defaulted.items()))
     tokens = traced.built.tokens(options.seq_len)
 
     candidates: list[PlannedCandidate] = []

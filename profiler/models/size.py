@@ -48,3 +48,23 @@ def estimated_params(config: dict[str, Any]) -> int:
     attention = 2 * hidden * hidden + 2 * hidden * (hidden * kv // max(heads, 1))
     mlp = (3 if config.get("model_type") in GATED else 2) * hidden * inner
     return shape.get("vocab_size", 0) * hidden + layers * (attention + mlp)
+
+
+REQUIRED_SHAPE = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size")
+"""Shape keys a given config must set (those its config class has), unless defaults are allowed."""
+
+
+def defaulted_shape(config: dict[str, Any]) -> dict[str, Any]:
+    """The shape keys a config dict leaves to transformers' defaults, with the defaults it would take
+    (a key counts as set under its own name or its alias, e.g. GPT-2's `n_layer`)."""
+    cfg = hf_config(config)
+    aliases = getattr(cfg, "attribute_map", {})
+    return {key: getattr(cfg, key) for key in REQUIRED_SHAPE
+            if hasattr(cfg, key) and key not in config and aliases.get(key) not in config}
+
+
+def incomplete_config(defaulted: dict[str, Any]) -> str:
+    """The one-line refusal of a config that leaves shape keys to transformers' defaults."""
+    return (f"config: no {', '.join(defaulted)} (transformers would take "
+            f"{', '.join(f'{k}={v}' for k, v in defaulted.items())}): give them, or allow_defaults "
+            "(--allow-defaults) to profile with those defaults")
