@@ -1,3 +1,8 @@
 """peft-planner's service: the HTTP API, persistence, jobs and the command line."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("peft-planner")
+except PackageNotFoundError:  # run from a checkout that was never installed
+    __version__ = "unknown"

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app import __version__
+
 # Each module defines `register(subparsers)`, which adds its parser and sets
 # `func(args) -> int` as the parser's default. Modules are imported only when
 # their command runs, so `plan` never pays for torch.
@@ -57,6 +59,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="peft-planner",
         description="Plan parameter-efficient fine-tuning within a budget.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module in SUBCOMMANDS.items():
         if only is not None and name != only:

@@ -36,7 +36,7 @@ _SHAPES = [
     Shape(CatalogEntry(name="gpt2", family="decoder", description="GPT-2 small shape: 12 layers, hidden 768.",
                        params=124_439_808), {"model_type": "gpt2"}),
     Shape(CatalogEntry(name="llama-7b", family="decoder", description="LLaMA-7B shape: 32 layers, hidden 4096 "
-                       "(shape only; profile at a small batch/sequence).", params=6_607_343_616),
+                       "(shape only; profile at a small batch/sequence).", params=6_738_415_616),
           {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
            "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000,
            "max_position_embeddings": 2048, "rms_norm_eps": 1e-6}),
