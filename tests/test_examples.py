@@ -37,3 +37,12 @@ def test_plan_export_peft_trains_exactly_the_plans_parameters() -> None:
     out = run("plan_export_peft.py")
     assert "status optimal" in out and "peft trains" in out and out.rstrip().endswith(": equal")
     assert "rank_pattern={'encoder\\\\.layer\\\\.3\\\\.attention\\\\.self\\\\.value': 8}" in out
+
+
+def test_train_with_trainer_trains_every_planned_tensor() -> None:
+    pytest.importorskip("peft")
+    out = run("train_with_trainer.py")
+    assert "(equal)" in out, out
+    moved = out.split("tensors moved: ")[1].split(";")[0]
+    done, of = moved.split(" of ")
+    assert int(done) == int(of) > 0, out
