@@ -24,6 +24,7 @@ from app.planning import (
     gain_sources,
     problem_from_profile,
 )
+from app.planning.notes import plan_notes
 from app.planning.prepared import PreparedProblem
 from app.planning.profiles import load_profile
 from app.planning.report import FRONTIER_POINTS, FRONTIER_SECONDS, plan_report, report_frontier
@@ -70,6 +71,7 @@ class PlanSource(BaseModel):
     reused: bool = Field(
         default=False, description="An equal problem was solved before: its optimal plan is reused."
     )
+    notes: list[str] = Field(default_factory=list, description="What the numbers do not say (why it is empty...).")
 
 
 class PlanOut(BaseModel):
@@ -172,12 +174,16 @@ def _create_plan(
 ) -> Response:
     def produce() -> Outcome:
         prepared = _prepare(ctx, session, body)
-        plan = ctx.solved.get(prepared.digest)
-        source = {**prepared.source, "reused": plan is not None}
-        if plan is None:
-            plan = _solve(ctx, prepared.problem())
+        solved = ctx.solved.get(prepared.digest)
+        reused = solved is not None
+        if solved is None:
+            problem = prepared.problem()
+            plan = _solve(ctx, problem)
+            solved = plan, plan_notes(problem, plan, dict(prepared.source["gains"]))
             if plan.status == "optimal":
-                ctx.solved.put(prepared.digest, plan)
+                ctx.solved.put(prepared.digest, solved)
+        plan, notes = solved
+        source = {**prepared.source, "reused": reused, "notes": notes}
         row = plans.add(
             session, plan.model_dump(mode="json"), source, prepared.digest, prepared.json,
             body.profile_id,

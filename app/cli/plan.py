@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--profile", metavar="FILE", help="profile JSON written by `peft-planner profile`")
     p.add_argument("--gains", metavar="FILE", help="with --profile: gains JSON (by id, by method)")
     p.add_argument("--budget-params", metavar="N|P%", help="with --profile: params budget")
-    p.add_argument("--budget-flops", metavar="N|P%", help="with --profile: flops budget (%% of a full fine-tuning step)")
+    p.add_argument("--budget-flops", metavar="N|P%", default="100%",
+                   help="with --profile: training FLOPs per step, a number or %% of a full fine-tuning step "
+                   "(default 100%%, as the API)")
     p.add_argument("--objective", choices=["gain", "efficiency"], help="override the objective")
     p.add_argument("--min-gain", type=float, help="override min_gain")
     p.add_argument("--max-time", type=float, default=60.0, metavar="S", help="solver time limit in seconds (default 60)")
@@ -32,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _problem(args: argparse.Namespace) -> Problem:
     if args.problem is not None:
-        if args.gains or args.budget_params or args.budget_flops:
+        if args.gains or args.budget_params:
             raise CliError("--gains and --budget-* go with --profile, not --problem")
         data = read_json(args.problem)
         if isinstance(data, dict):
@@ -44,8 +46,8 @@ def _problem(args: argparse.Namespace) -> Problem:
     from app.planning import problem_from_profile
     from profiler.schema import Profile
 
-    if not args.budget_params or not args.budget_flops:
-        raise CliError("--profile needs --budget-params and --budget-flops")
+    if not args.budget_params:
+        raise CliError("--profile needs --budget-params (a number of parameters, or a share like 0.5%)")
     profile = Profile.model_validate(read_json(args.profile))
     gains = read_json(args.gains) if args.gains else None
     return problem_from_profile(

@@ -106,19 +106,21 @@ def run(args: argparse.Namespace) -> int:
 
     from profiler import profile_model
 
-    bar = tqdm(desc="profiling", unit="unit", file=sys.stderr, disable=args.no_progress)
+    bars: list[tqdm] = []  # made once measuring starts: a model refused while preparing prints no bar
 
     def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+        if not bars:
+            bars.append(tqdm(desc="profiling", unit="unit", total=total, file=sys.stderr, disable=args.no_progress))
+        bars[0].n = done
+        bars[0].refresh()
 
     try:
         profile = profile_model(spec, options, progress=progress)
     except ProfileError as exc:
         raise CliError(str(exc)) from None
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     text = profile.model_dump_json(indent=2)
     if args.output == "-":
         print(text)

@@ -186,6 +186,12 @@ def problem_from_profile(
         )
     except ValueError as exc:
         raise PlanningError(f"budget: {exc}") from exc
+    cheapest = min(c.params for c in candidates)
+    if caps.params < cheapest:
+        hint = ("; a plain number is parameters, write it with % for a share of the model"
+                if not (isinstance(budget.params, str) and budget.params.strip().endswith("%")) else "")
+        raise PlanningError(f"budget.params: {budget.params!r} allows {caps.params:,.0f} trainable parameters, fewer "
+                            f"than the cheapest candidate's {cheapest:,}{hint}")
     layers = [
         LayerCost(index=layer.index, backward_flops=layer.backward_flops,
                   memory_bytes=layer.memory_bytes)

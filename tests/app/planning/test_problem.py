@@ -26,7 +26,7 @@ def test_relative_budgets_use_params_and_three_forward_passes() -> None:
     problem = problem_from_profile(synthetic_profile(), {"params": "0.5%", "flops": "10%"})
     assert problem.budget.params == 500
     assert problem.budget.flops == pytest.approx(0.1 * 3e9)
-    assert problem_from_profile(synthetic_profile(), {"params": 1}).budget.flops == 3e9
+    assert problem_from_profile(synthetic_profile(), {"params": 100}).budget.flops == 3e9
     assert len(problem.candidates) == 9 and len(problem.layers) == 3
 
 
@@ -34,7 +34,7 @@ def test_gain_precedence() -> None:
     profile = synthetic_profile()
     gains = {"candidates": {"layer.0.q:lora:r4": 9.0},
              "methods": {"lora": {"layers": {1: 2.0}}, "bitfit": 0.0}}
-    problem = problem_from_profile(profile, {"params": 1}, "efficiency", gains, min_gain=1.0)
+    problem = problem_from_profile(profile, {"params": 100}, "efficiency", gains, min_gain=1.0)
     by_id = {c.id: c.gain for c in problem.candidates}
     assert by_id["layer.0.q:lora:r4"] == 9.0
     assert by_id["layer.1.q:lora:r8"] == 2.0
