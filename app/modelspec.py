@@ -18,6 +18,7 @@ from typing import Any
 
 from app.errors import ApiError
 from app.settings import Settings
+from profiler.devices import device_named
 from profiler.errors import ProfileError
 from profiler.jsontext import JsonTextError, loads
 from profiler.measure.stages import incomplete_config
@@ -121,12 +122,19 @@ def checked_spec(spec: ModelSpec, settings: Settings, options: ProfileOptions) -
 
 
 def checked_options(options: ProfileOptions) -> ProfileOptions:
-    """The options, with every method checked against the registry (422 naming an unknown one)."""
+    """The options, with every method checked against the registry and a target device by name against the
+    table (422s naming them)."""
     for i, name in enumerate(options.methods):
         try:
             get_method(name)
         except ProfileError as exc:
             raise ApiError(422, f"options.methods.{i}: {exc}") from None
+    if isinstance(options.target_device, str):
+        try:
+            device_named(options.target_device)
+        except ProfileError as exc:
+            raise ApiError(422, f"options.target_device: {str(exc).replace(' (or a JSON file of its figures)', '')}"
+                           " (or its figures as an object)") from None
     return options
 
 

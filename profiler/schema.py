@@ -54,6 +54,27 @@ def _positive_unique(values: list[int], maximum: int, field: str) -> list[int]:
     return sorted(set(values))
 
 
+class DeviceSpec(Strict):
+    """A GPU as published figures: dense peak rates per dtype, memory bandwidth and size, kernel launch cost."""
+
+    name: str = Field(min_length=1, max_length=64)
+    matrix_tflops: dict[Literal["float32", "bfloat16", "float16"], float] = Field(
+        description="Dense peak of matrix products (tensor cores; float32 without TF32, as torch runs it), TFLOP/s.")
+    vector_tflops: dict[Literal["float32", "bfloat16", "float16"], float] = Field(
+        description="Peak of other operations (CUDA cores), TFLOP/s.")
+    bandwidth_gbs: float = Field(gt=0, le=1e6, description="Memory bandwidth, GB/s.")
+    memory_gb: float = Field(gt=0, le=1e5, description="Memory size, GB (10^9 bytes).")
+    launch_us: float = Field(default=5.0, ge=0, le=1e4, description="Cost of one kernel launch, microseconds.")
+    source: str = Field(default="", max_length=500, description="Where the figures come from.")
+
+    @field_validator("matrix_tflops", "vector_tflops")
+    @classmethod
+    def _rates(cls, rates: dict[str, float]) -> dict[str, float]:
+        if "float32" not in rates or any(not 0 < v <= 1e5 for v in rates.values()):
+            raise ValueError("give positive TFLOP/s per dtype, float32 among them")
+        return rates
+
+
 class ProfileOptions(Strict):
     """What to measure (methods and their settings, sites) and how (shape, device, dtype, repeats)."""
 
@@ -79,6 +100,9 @@ class ProfileOptions(Strict):
         "for the memory account only (no quantized kernels run).")
     allow_defaults: bool = Field(default=False, description="Profile a config dict that leaves shape keys (layers, "
                                  "hidden size, heads, ...) to transformers' defaults; the profile notes them.")
+    target_device: str | DeviceSpec | None = Field(
+        default=None, description="Plan for this GPU (a name from GET /v1/devices, or its figures): nothing is timed "
+        "locally; latencies are roofline predictions for it, and memory counts its CUDA overhead.")
     timing: Literal["measure", "none"] = Field(
         default="measure", description="none: nothing is timed; units run on the meta device (shapes only): FLOPs "
         "and memory are counted as usual, latencies are 0.")
@@ -244,6 +268,9 @@ class Profile(Strict):
     saved_inputs: list[SavedInput] = Field(default_factory=list)
     memory: ProfileMemory = Field(default_factory=ProfileMemory)
     timed: bool = Field(default=True, description="Whether latencies were measured (false: options.timing none).")
+    target: DeviceSpec | None = Field(default=None, description="The device the latencies and memory are for.")
+    timing_kind: str = Field(default="measured", description="What the latencies are: measured on `device`, "
+                             "roofline:<device> (predicted for a target device), or none (not timed: 0).")
     notes: list[str] = Field(default_factory=list, description="What the profiler decided for you (sites left out...).")
     options: ProfileOptions
     spec: ModelSpec

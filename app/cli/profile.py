@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from app.cli import CliError, read_json
+from profiler.devices import DEVICES, resolve_device_spec
 from profiler.schema import ProfileOptions
 
 
@@ -53,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quantization", choices=["none", "int8", "nf4"], default="none",
                    help="frozen linear weights stored 8-bit or 4-bit, QLoRA-style (memory only; default none)")
     p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing per layer (default off)")
+    p.add_argument("--target-device", metavar="NAME|FILE.json",
+                   help="plan for this GPU: nothing is timed here, latencies are roofline predictions for it "
+                   "(names: " + ", ".join(DEVICES) + "; or a JSON file of its figures, as GET /v1/devices shows)")
     p.add_argument("--timing", choices=["measure", "none"], default="measure",
                    help="none: time nothing, measure shapes on the meta device (fast for large models; default "
                    "measure)")
@@ -97,10 +101,14 @@ def run(args: argparse.Namespace) -> int:
         options = ProfileOptions(batch_size=args.batch, seq_len=args.seq_len, device=args.device, dtype=args.dtype,
                                  task=args.task, quantization=args.quantization, checkpointing=args.checkpointing,
                                  timing=args.timing, allow_defaults=args.allow_defaults,
+                                 target_device=None if args.target_device is None else
+                                 resolve_device_spec(args.target_device),
                                  **{k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         err = exc.errors()[0]
         raise CliError(f"{'.'.join(str(x) for x in err['loc']) or 'input'}: {err['msg']}") from None
+    except ProfileError as exc:
+        raise CliError(str(exc)) from None
 
     from tqdm import tqdm
 

@@ -19,6 +19,7 @@ from profiler.measure.memory import (
     storage_key,
     training_state_bytes,
 )
+from profiler.measure.roofline import predicted_ms
 from profiler.measure.tensors import materialize, tensor_leaves
 from profiler.measure.timing import difference, interleaved, summarize
 from profiler.measure.units import (
@@ -40,8 +41,11 @@ def _setup(run: RunSettings) -> tuple[torch.device, torch.dtype]:
 
 
 def materialize_module(meta: nn.Module, device: torch.device, dtype: torch.dtype, seed: int) -> nn.Module:
-    """A frozen, eval-mode copy of a (meta) module on `device` in `dtype` with random N(0, 0.02) weights."""
+    """A frozen, eval-mode copy of a (meta) module on `device` in `dtype` with random N(0, 0.02) weights (no values
+    on the meta device: shapes are all it has)."""
     module = copy.deepcopy(meta).to_empty(device=device)
+    if device.type == "meta":
+        return module.to(dtype=dtype).requires_grad_(False).eval()
     gen = torch.Generator(device="cpu").manual_seed(seed)
     with torch.no_grad():
         for t in list(module.parameters()) + list(module.buffers()):
@@ -72,6 +76,13 @@ def _backward_flops(fn: Callable[[], torch.Tensor], grad: torch.Tensor) -> float
 def _clear_grads(tensors: list[torch.Tensor]) -> None:
     for t in tensors:
         t.grad = None
+
+
+def _samples(fns: list[Callable[[], object]], device: torch.device, run: RunSettings) -> list[list[float]]:
+    """Times of each fn, ms: measured (interleaved repeats), the roofline prediction for `run.target`, or none."""
+    if run.target is not None:
+        return [[predicted_ms(fn, run.target)] for fn in fns]
+    return interleaved(fns, device, run.repeats, run.warmup)
 
 
 def _split_saved(saved: dict[int, int], x: torch.Tensor) -> dict[str, int]:
@@ -125,13 +136,13 @@ def measure_site(unit: SiteUnit) -> SiteMeasurement:
             fns.append(infer(module))
         slots.append((setting, infer_slot, len(fns)))
         fns.append(train)
-    samples = interleaved(fns, device, unit.run.repeats, unit.run.warmup)
+    samples = _samples(fns, device, unit.run)
     costs = {}
     for setting, infer_slot, train_slot in slots:
         p = partial[setting]
         costs[setting] = SettingCost(
             inference_flops=p["inference_flops"], backward_flops=p["backward_flops"],
-            latency=None if infer_slot is None or not unit.run.repeats else difference(samples[infer_slot], samples[0]),
+            latency=None if infer_slot is None or not samples[0] else difference(samples[infer_slot], samples[0]),
             train_step=difference(samples[train_slot], samples[0]),
             activation_bytes=p["activation_bytes"], input_bytes=p["input_bytes"], state_bytes=p["state_bytes"],
             peak_bytes=p["peak_bytes"],
@@ -179,7 +190,7 @@ def measure_layer(unit: LayerUnit) -> LayerMeasurement:
                         sum(saved.values()), hidden.untyped_storage().nbytes(), shared))
         hidden.grad = None
         fns += [forward, train]
-    samples = interleaved(fns, device, unit.run.repeats, unit.run.warmup)
+    samples = _samples(fns, device, unit.run)
     variants = {}
     for i, (tokens, fwd_flops, bwd_flops, act, input_bytes, shared) in enumerate(partial):
         fwd, trn = samples[2 * i], samples[2 * i + 1]

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from profiler.devices import resolve_device_spec
 from profiler.errors import ProfileError
 from profiler.measure.flops import FlopCount, forward_flops
 from profiler.measure.footprint import (
@@ -27,7 +28,7 @@ from profiler.measure.footprint import (
 )
 from profiler.measure.isolated import measure_layer, measure_site
 from profiler.measure.tensors import TensorSpec
-from profiler.measure.trace import Trace, record, unreachable
+from profiler.measure.trace import Trace, record
 from profiler.measure.units import (
     InLayer,
     LayerMeasurement,
@@ -99,10 +100,6 @@ class Prepared:
     prepare_s: float = 0.0
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 def resolve_device(device: str) -> str:
     """"auto" -> "cuda" when available else "cpu"; ProfileError if CUDA is asked for but absent."""
     if device == "auto":
@@ -135,7 +132,7 @@ def _trace_on(spec: ModelSpec, options: ProfileOptions, device: str, attention: 
     args, kwargs = built.inputs(options.batch_size, options.seq_len, dev)
     if attention == "eager" and built.text:
         kwargs["attention_mask"] = torch.ones_like(kwargs["input_ids"])
-    trace = _causal_masks_as_run(record(built.model, args, kwargs), device, attention)
+    trace = _causal_masks_as_run(record(built.model, args, kwargs, reach=True), device, attention)
     flops = forward_flops(built.model, args, kwargs)
     longer = {}
     for m in extra:
@@ -201,13 +198,14 @@ def prepare(spec: ModelSpec, options: ProfileOptions, max_params: int | None = N
     ProfileError first thing for a model of more than `max_params` parameters."""
     start = time.perf_counter()
     methods: list[Method] = [get_method(name) for name in options.methods]
-    timed = options.timing == "measure"
+    target = resolve_device_spec(options.target_device) if options.target_device is not None else None
+    timed = options.timing == "measure" and target is None
     device = resolve_device(options.device) if timed else "meta"
     dtype = options.dtype if options.dtype != "auto" else config_dtype(spec) or "float32"
     threads = options.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     run = RunSettings(device, dtype, options.repeats if timed else 0, options.warmup if timed else 0, options.seed,
-                      threads)
+                      threads, target)
     sequence = [m for m in methods if m.measured_by == "sequence"]
     extra = sorted({s for m in sequence for s in m.settings(options) if s is not None})
     _check_shape(spec, options, extra)
@@ -219,8 +217,7 @@ def prepare(spec: ModelSpec, options: ProfileOptions, max_params: int | None = N
     model = freeze(traced.built.model)
     layer_paths = find_layers(model)
     sites = find_sites(model, layer_paths, traced.trace, options.target_modules)
-    dead = unreachable(model, *traced.built.inputs(options.batch_size, options.seq_len, _device_of(model)),
-                       sorted({s.path for s in sites if s.kind != "embedding"}))
+    dead = sorted({s.path for s in sites if s.kind != "embedding"} & set(traced.trace.unreached))
     sites = [s for s in sites if s.path not in dead]
     notes = [f"not offered, no gradient path to the task's output ({traced.built.head_output}): {', '.join(dead)}"
              ] if dead else []
@@ -267,7 +264,8 @@ def prepare(spec: ModelSpec, options: ProfileOptions, max_params: int | None = N
     _plan_in_layer(candidates, layer_paths, layer_keys, units)
     args, kwargs = traced.built.inputs(options.batch_size, options.seq_len, torch.device("meta"))
     task = resolve_task(spec, options.task)
-    head, fixed = _head_and_fixed(model, task, options, tokens, layer_paths, dtype, device)
+    head, fixed = _head_and_fixed(model, task, options, tokens, layer_paths, dtype,
+                                  "cuda" if target is not None else device)
     info = ModelInfo(name=traced.built.name, total_params=sum(p.numel() for p in model.parameters()),
                      num_layers=len(layer_paths), forward_flops=traced.flops.total, architecture=traced.built.architecture,
                      task=task, head=head)
@@ -416,6 +414,8 @@ def assemble(prepared: Prepared, measurements: list[Measurement]) -> Profile:
     if missing:
         raise ProfileError(f"{len(missing)} measurement unit(s) missing, e.g. {missing[0]}")
     checkpointing, timed = prepared.options.checkpointing, prepared.run.repeats > 0
+    target = prepared.run.target
+    timing_kind = "measured" if timed else f"roofline:{target.name}" if target is not None else "none"
     layer_ms: list[LayerMeasurement] = [by_key[k] for k in prepared.layer_units]  # type: ignore[misc]
     base = [lm.variants[prepared.tokens] for lm in layer_ms]
     forward_ms, forward_flops = sum(v.forward.median_ms for v in base), sum(v.forward_flops for v in base)
@@ -449,6 +449,7 @@ def assemble(prepared: Prepared, measurements: list[Measurement]) -> Profile:
                    batch_size=prepared.options.batch_size, seq_len=prepared.tokens, inputs=prepared.inputs,
                    torch_version=torch.__version__, threads=prepared.run.threads, candidates=candidates, layers=layers,
                    uncounted_ops=prepared.uncounted_ops, saved_inputs=list(inputs.values()), memory=memory, timed=timed,
+                   timing_kind=timing_kind, target=target,
                    notes=prepared.notes,
                    options=prepared.options, spec=prepared.spec,
                    timings=ProfileTimings(prepare_s=prepared.prepare_s, num_units=len(prepared.units),

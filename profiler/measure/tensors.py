@@ -40,7 +40,8 @@ def to_specs(tree: Any) -> Any:
 
 
 def materialize(tree: Any, device: torch.device | str, float_dtype: torch.dtype, seed: int) -> Any:
-    """Rebuild a spec tree as tensors: floats random normal (in `float_dtype`), ints zero, bools true."""
+    """Rebuild a spec tree as tensors: floats random normal (in `float_dtype`; no values on meta), ints zero,
+    bools true."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
 
     def build(x: Any) -> Any:
@@ -48,6 +49,8 @@ def materialize(tree: Any, device: torch.device | str, float_dtype: torch.dtype,
             return x
         dt = x.torch_dtype
         if dt.is_floating_point:
+            if torch.device(device).type == "meta":
+                return torch.empty(x.shape, dtype=float_dtype, device=device)
             return torch.randn(x.shape, generator=gen).to(device=device, dtype=float_dtype)
         if dt == torch.bool:
             return torch.ones(x.shape, dtype=dt, device=device)

@@ -32,6 +32,8 @@ class Trace:
     """Module path -> first Call, for every module that ran."""
 
     calls: dict[str, Call] = field(default_factory=dict)
+    unreached: list[str] = field(default_factory=list)
+    """Modules whose output has no gradient path to the model's output (`record(..., reach=True)`)."""
 
 
 def _traced(model: nn.Module) -> bool:
@@ -39,12 +41,19 @@ def _traced(model: nn.Module) -> bool:
     return hasattr(model, "config") and any(p.is_meta for p in model.parameters())
 
 
-def record(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> Trace:
-    """Run `model(*args, **kwargs)` without grad and record what each submodule saw."""
+def record(model: nn.Module, args: tuple, kwargs: dict[str, Any], reach: bool = False) -> Trace:
+    """Run `model(*args, **kwargs)` and record what each submodule saw (without grad).
+
+    With `reach`, the same run also finds the modules whose output has no gradient path to the model's first
+    output (its last hidden state, or its logits), kept in `Trace.unreached`: training anything there cannot
+    change what the task head sees. The input embedding's output (or every float input) is made to require
+    grad, and autograd is asked for the gradient of the first output's sum with respect to each module's output.
+    """
     trace = Trace()
     handles = []
     readers: dict[int, str] = {}
     held: list[torch.Tensor] = []  # every first input stays alive, so no storage is reused under another key
+    outputs: dict[str, torch.Tensor] = {}
     for path, module in model.named_modules():
         def pre(m: nn.Module, a: tuple, kw: dict[str, Any], path: str = path) -> None:
             if path not in trace.calls:
@@ -61,16 +70,35 @@ def record(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> Trace:
             if call.first_out is None:
                 outs = tensor_leaves(out)
                 call.first_out = to_specs(outs[0]) if outs else None
+                if outs and path:
+                    outputs[path] = outs[0]
 
         handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
         handles.append(module.register_forward_hook(post, with_kwargs=True))
+    if reach:
+        getter = getattr(model, "get_input_embeddings", None)
+        embedding = getter() if callable(getter) else None
+        if isinstance(embedding, nn.Embedding):
+            handles.insert(0, embedding.register_forward_hook(lambda m, a, out: out.requires_grad_()))
+        else:
+            args, kwargs = _requiring_grad(args, kwargs)
     try:
-        with torch.no_grad():
-            run(model, args, kwargs)
+        with torch.set_grad_enabled(reach):
+            first = run(model, args, kwargs)[0]
+            if reach:
+                trace.unreached = _unreached(first, outputs)
     finally:
         for h in handles:
             h.remove()
     return trace
+
+
+def _unreached(first: torch.Tensor, outputs: dict[str, torch.Tensor]) -> list[str]:
+    """The paths whose output `first` does not depend on (through differentiable operations)."""
+    wanted = [(path, out) for path, out in outputs.items() if out.requires_grad]
+    grads = torch.autograd.grad(first.sum(), [out for _, out in wanted], allow_unused=True) if wanted else []
+    reached = {path for (path, _), grad in zip(wanted, grads, strict=True) if grad is not None}
+    return [path for path in outputs if path not in reached]
 
 
 def run(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> list[torch.Tensor]:
@@ -87,35 +115,6 @@ def run(model: nn.Module, args: tuple, kwargs: dict[str, Any]) -> list[torch.Ten
     finally:
         handle.remove()
     return outputs
-
-
-def unreachable(model: nn.Module, args: tuple, kwargs: dict[str, Any], paths: list[str]) -> list[str]:
-    """The modules among `paths` whose output has no gradient path to the model's first output (its last
-    hidden state, or its logits): training anything there cannot change what the task head sees.
-
-    The input embedding's output (or the first float input) is made to require grad, one forward runs, and
-    autograd is asked for the gradient of the first output's sum with respect to each module's output.
-    """
-    outputs: dict[str, torch.Tensor] = {}
-    handles = [model.get_submodule(path).register_forward_hook(
-        lambda m, a, out, path=path: outputs.setdefault(path, tensor_leaves(out)[0]) if tensor_leaves(out) else None)
-        for path in paths]
-    getter = getattr(model, "get_input_embeddings", None)
-    embedding = getter() if callable(getter) else None
-    if isinstance(embedding, nn.Embedding):
-        handles.append(embedding.register_forward_hook(lambda m, a, out: out.requires_grad_()))
-    else:
-        args, kwargs = _requiring_grad(args, kwargs)
-    try:
-        with torch.enable_grad():
-            first = run(model, args, kwargs)[0]
-            wanted = [(path, out) for path, out in outputs.items() if out.requires_grad]
-            grads = torch.autograd.grad(first.sum(), [out for _, out in wanted], allow_unused=True) if wanted else []
-    finally:
-        for h in handles:
-            h.remove()
-    reached = {path for (path, _), grad in zip(wanted, grads, strict=True) if grad is not None}
-    return [path for path in paths if path in outputs and path not in reached]
 
 
 def _requiring_grad(args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:

@@ -10,6 +10,7 @@ from torch import nn
 
 from profiler.measure.tensors import TensorSpec
 from profiler.measure.timing import Timing
+from profiler.schema import DeviceSpec
 from profiler.sites import Site
 
 
@@ -23,6 +24,8 @@ class RunSettings:
     warmup: int
     seed: int
     threads: int
+    target: DeviceSpec | None = None
+    """A GPU to predict times for (roofline, on meta) instead of timing on `device`."""
 
 
 @dataclass

@@ -43,3 +43,14 @@ def test_api_docs_work_offline(client: TestClient) -> None:
             assert not re.match(r"(?:https?:)?//", asset), (page, asset)
             assert client.get(asset).status_code == 200, asset
         assert "openapi.json" in html.text and not re.search(r"https?://", html.text)
+
+
+def test_devices_and_an_unknown_target_device(client: TestClient) -> None:
+    devices = {d["name"]: d for d in client.get("/v1/devices").json()}
+    assert {"h100-sxm", "h200", "a100-80g", "a100-40g", "l40s", "l4", "rtx-4090"} <= set(devices)
+    assert devices["h200"]["memory_gb"] == 141 and devices["h200"]["bandwidth_gbs"] == 4800
+    r = client.post("/v1/profiles", json={"model": {"name": "bert-tiny"}, "options": {"target_device": "h300"}})
+    assert r.status_code == 422 and "options.target_device: unknown device 'h300'; known: h100-sxm" in r.json()["detail"]
+    custom = {**devices["l4"], "name": "my-l4"}
+    r = client.post("/v1/profiles", json={"model": {"name": "bert-tiny"}, "options": {"target_device": custom}})
+    assert r.status_code == 202
