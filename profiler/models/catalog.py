@@ -40,6 +40,12 @@ _SHAPES = [
           {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
            "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000,
            "max_position_embeddings": 2048, "rms_norm_eps": 1e-6}),
+    Shape(CatalogEntry(name="smollm2-135m", family="decoder", description="SmolLM2-135M shape (Llama architecture): "
+                       "30 layers, hidden 576, 9 heads, 3 key/value heads, tied embeddings, bf16.", params=134_515_008),
+          {"model_type": "llama", "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+           "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152, "max_position_embeddings": 8192,
+           "rms_norm_eps": 1e-5, "rope_theta": 100000.0, "tie_word_embeddings": True, "torch_dtype": "bfloat16",
+           "bos_token_id": 1, "eos_token_id": 2}),
     Shape(CatalogEntry(name="vit-base", family="vision", description="ViT-base/16 shape at 224 x 224: 12 layers.",
                        params=86_389_248), {"model_type": "vit"}),
     Shape(CatalogEntry(name="small-cnn", family="cnn", description="4-block CNN with InstanceNorm (no affine), "
