@@ -25,25 +25,32 @@ def _power_of_two_scale(magnitude: float) -> float:
     return math.ldexp(1.0, min(RESOLUTION_BITS - exponent, _MAX_EXPONENT))
 
 
-def _exact_scale(values: Sequence[float]) -> float | None:
+def _weighted_magnitude(values: Sequence[float], counts: Sequence[int] | None) -> float:
+    """Return the largest activity of a row: sum of |value| x how often its variable can count."""
+    if counts is None:
+        return math.fsum(abs(v) for v in values)
+    return math.fsum(abs(v) * n for v, n in zip(values, counts, strict=True))
+
+
+def _exact_scale(values: Sequence[float], magnitude: float) -> float | None:
     """Return the power of two that makes every value an integer, if the row then fits int64.
 
     Floats are dyadic rationals, so such a scale always exists; it is usable
-    when the scaled absolute sum stays under 2**62 (CP-SAT's int64 activities).
+    when the scaled largest activity `magnitude` stays under 2**62 (CP-SAT's int64 activities).
     """
     exponent = max(float(v).as_integer_ratio()[1].bit_length() - 1 for v in values)
     if exponent > _MAX_EXPONENT:
         return None
     scale = math.ldexp(1.0, exponent)
-    if math.fsum(abs(v) for v in values) * scale < _EXACT_LIMIT:
+    if magnitude * scale < _EXACT_LIMIT:
         return scale
     return None
 
 
 def capacity_row(
-    coefs: Sequence[float], cap: float, *, loose: bool = False
+    coefs: Sequence[float], cap: float, *, loose: bool = False, counts: Sequence[int] | None = None
 ) -> tuple[list[int], int]:
-    """Return integer (coefs, cap) for the row `sum(coefs * x) <= cap` over 0/1 x.
+    """Return integer (coefs, cap) for the row `sum(coefs * x) <= cap` over 0 <= x <= counts (default 1).
 
     When a power of two makes every value an integer within int64 (integral
     params, FLOP counts and bytes; most float rows too), the row is exact,
@@ -52,7 +59,8 @@ def capacity_row(
     integer-feasible point is float-feasible; with `loose`, the other way, so
     every float-feasible point stays integer-feasible.
     """
-    exact = _exact_scale([*coefs, cap])
+    magnitude = _weighted_magnitude(coefs, counts) + abs(cap)
+    exact = _exact_scale([*coefs, cap], magnitude)
     if exact is not None:
         ints = [int(v * exact) for v in coefs]
         int_cap = math.floor(cap * exact)
@@ -63,11 +71,13 @@ def capacity_row(
     return [cost_round(v * scale) for v in coefs], cap_round(cap * scale)
 
 
-def objective_terms(coefs: Sequence[float]) -> tuple[list[int], float]:
-    """Return (rounded integer coefficients, scale) for a linear objective.
+def objective_terms(
+    coefs: Sequence[float], counts: Sequence[int] | None = None
+) -> tuple[list[int], float]:
+    """Return (rounded integer coefficients, scale) for a linear objective over 0 <= x <= counts.
 
-    The scale maps the sum of magnitudes to about 2**40, so the objective of
+    The scale maps the largest activity to about 2**40, so the objective of
     any selection is off by at most half a unit per selected term.
     """
-    scale = _power_of_two_scale(math.fsum(abs(v) for v in coefs))
+    scale = _power_of_two_scale(_weighted_magnitude(coefs, counts))
     return [round(v * scale) for v in coefs], scale
