@@ -45,9 +45,11 @@ test-slow: $(VENV)/.installed-all chromium
 	$(PY) -m pytest -m "slow or ray" -q
 
 bench: $(VENV)/.installed-all chromium
-	$(PY) benchmarks/solver.py
+	$(PY) -m benchmarks.solve_random
+	$(PY) -m benchmarks.solve_profiles
 	$(PY) benchmarks/profile_speed.py --threads 2
-	$(PY) benchmarks/load.py
+	$(PY) -m benchmarks.load
+	$(PY) -m benchmarks.load --candidates 200 --requests 500 --distinct-problems
 	$(PY) benchmarks/ray_workers.py
 	$(PY) benchmarks/quality.py
 	$(PY) -m benchmarks.report_size

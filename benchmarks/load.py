@@ -1,6 +1,6 @@
 """Load test: plan requests against a stored profile on a real `peft-planner serve`.
 
-    python benchmarks/load.py --requests 2000 --concurrency 16 --candidates 500
+    python -m benchmarks.load --requests 2000 --concurrency 16 --candidates 500 [--distinct-problems]
 
 Stores a synthetic LLaMA-shaped profile (LoRA ranks on 4 projections per
 layer plus per-layer BitFit, shared backward costs) in a fresh database,
@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -27,11 +28,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from app.store import create_store_engine, init_db, profiles, session_factory
+from profiler.schema import Profile
 
-from app.store import create_store_engine, init_db, profiles, session_factory  # noqa: E402
-from profiler.schema import Profile  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RANKS = (2, 4, 8, 16, 32, 64)
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -170,12 +170,26 @@ def fresh_solves(url: str) -> list[float]:
             return solved
 
 
+def plan_body(profile_id: str, i: int, args: argparse.Namespace) -> dict:
+    """Return request i: budgets cycle over `args.budgets` values, or (distinct problems) gains and budget its own."""
+    if args.distinct_problems:
+        rng = random.Random(i)
+        layers = {str(k): round(rng.uniform(0.5, 1.5), 6) for k in range(32)}
+        budget = f"{0.01 + 0.04 * rng.random():.6f}%"
+    else:
+        layers = {str(k): 1.0 + 0.05 * k for k in range(0, 32, 3)}
+        budget = f"{0.01 + 0.002 * (i % args.budgets):.3f}%"
+    gains = {"methods": {"lora": {"default": 1.0, "layers": layers}, "bitfit": 0.3}}
+    return {"profile_id": profile_id, "objective": args.objective, "gains": gains,
+            "budget": {"params": budget, "flops": "60%"}}
+
+
 def record(out: Path, result: dict) -> None:
     """Add `result` to the runs in `out`, replacing a run with the same settings."""
-    keys = ("requests", "concurrency", "candidates", "distinct_budgets", "objective")
+    keys = ("requests", "concurrency", "candidates", "distinct_budgets", "distinct_problems", "objective")
     runs = json.loads(out.read_text()).get("runs", []) if out.exists() else []
-    runs = [r for r in runs if any(r.get(k) != result[k] for k in keys)] + [result]
-    runs.sort(key=lambda r: [r[k] for k in keys])
+    runs = [r for r in runs if any(r.get(k, False) != result[k] for k in keys)] + [result]
+    runs.sort(key=lambda r: [r.get(k, False) for k in keys])
     out.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
 
 
@@ -186,6 +200,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--candidates", type=int, default=500)
     parser.add_argument("--budgets", type=int, default=50, help="distinct budgets cycled")
+    parser.add_argument("--distinct-problems", action="store_true",
+                        help="every request a new problem (its own layer gains and budget): nothing is reused")
     parser.add_argument("--objective", default="gain", choices=["gain", "efficiency"])
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/load.json"))
@@ -195,14 +211,7 @@ def main() -> int:
     db = f"{tmp}/load.db"
     profile = synthetic_profile(args.candidates)
     profile_id = store(db, profile)
-    gains = {"methods": {"lora": {"default": 1.0, "layers": {str(i): 1.0 + 0.05 * i
-                                                           for i in range(0, 32, 3)}},
-                         "bitfit": 0.3}}
-    bodies = [
-        {"profile_id": profile_id, "objective": args.objective, "gains": gains,
-         "budget": {"params": f"{0.01 + 0.002 * (i % args.budgets):.3f}%", "flops": "60%"}}
-        for i in range(args.requests)
-    ]
+    bodies = [plan_body(profile_id, i, args) for i in range(args.requests)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--db", db, "--port", str(args.port),
@@ -233,6 +242,7 @@ def main() -> int:
     result = {
         "requests": args.requests, "concurrency": args.concurrency,
         "candidates": len(profile.candidates), "distinct_budgets": args.budgets,
+        "distinct_problems": args.distinct_problems,
         "objective": args.objective, "errors": errors,
         "throughput_rps": round(args.requests / wall, 1),
         "p50_ms": round(ms[len(ms) // 2], 1), "p90_ms": round(ms[int(len(ms) * 0.9)], 1),
@@ -244,8 +254,9 @@ def main() -> int:
         "cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 1),
         "python": platform.python_version(),
     }
+    mix = "every problem new" if args.distinct_problems else f"{result['distinct_budgets']} budgets"
     print(f"{result['requests']} plan requests, concurrency {result['concurrency']}, "
-          f"{result['candidates']} candidates, {result['distinct_budgets']} budgets")
+          f"{result['candidates']} candidates, {mix}")
     print(f"throughput {result['throughput_rps']} req/s   p50 {result['p50_ms']} ms   "
           f"p90 {result['p90_ms']} ms   p99 {result['p99_ms']} ms   max {result['max_ms']} ms   "
           f"errors {errors}")

@@ -162,6 +162,18 @@ class _Search:
         log_c_min = min(log_c for _, log_c in singles)
         return 0.5 * log_c_min - 1e-9, -0.5 * log_p_min + 1e-9
 
+    def crude_bound(self, allowed: list[int]) -> float:
+        """Return a finite upper bound of M: every group's best gain summed, over the least p and c of any plan."""
+        inst = self.inst
+        best: dict[object, float] = {}
+        for i in allowed:
+            key = inst.problem.candidates[i].group or i
+            best[key] = max(best.get(key, 0.0), inst.gain[i])
+        singles = [inst.log_fractions(inst.singles[i]) for i in allowed]
+        log_p_min = min(log_p for log_p, _ in singles)
+        log_c_min = min(log_c for _, log_c in singles)
+        return math.fsum(best.values()) * math.exp(-0.5 * (log_p_min + log_c_min))
+
     def polish(self) -> list[int]:
         """Return the largest-gain plan with M within rtol of the best, near each tied ratio.
 
@@ -239,7 +251,7 @@ def maximize_efficiency(
         return EfficiencyResult(search.polish(), "optimal", search.best.value)
 
     u_lo, u_hi = search.initial_range(allowed)
-    heap: list[tuple[float, float, float]] = [(-math.inf, u_lo, u_hi)]
+    heap: list[tuple[float, float, float]] = [(-search.crude_bound(allowed), u_lo, u_hi)]
     while heap:
         neg_bound, u1, u2 = heap[0]
         if -neg_bound <= search.threshold():

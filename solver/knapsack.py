@@ -14,8 +14,8 @@ of all parts at its time limit).
 Parts are solved best bound first. A part's bound is Lagrangian: for any
 multipliers lambda >= 0 of the rows, lambda . caps + sum over groups of
 max(0, best option's objective - lambda . its row coefficients) bounds it;
-the multipliers come from the LP duals of the widest part (one GLOP solve),
-then of the part itself. The search stops when no part left can beat the
+the multipliers come from the LP duals (HiGHS through scipy) of the part
+taken, which also bound every other part. The search stops when no part left can beat the
 incumbent; ties on the objective go to the smaller `then_minimize`.
 """
 
@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from ortools.linear_solver import pywraplp
 from ortools.sat.python import cp_model
+from scipy import sparse
+from scipy.optimize import linprog
 
 from solver.instance import Instance
 from solver.scaling import capacity_row, objective_terms
@@ -156,18 +157,19 @@ class KnapsackModel:
 
 
 @dataclass
-class _Class:
-    """Interchangeable groups of one part: `count` of them, each taking at most one option.
+class _Table:
+    """Part e's classes as arrays; a class is `count[c]` interchangeable groups, each taking one option or none.
 
-    `options` are rows of coefficients (objective, rows, second form); `at`
-    marks options at the part's earliest layer; `members[g][j]` is the
-    candidate of group g for option j.
+    Option k has coefficients `options[k]` (objective, rows, second form),
+    belongs to class `owner[k]`, and is `at` the part's earliest layer or
+    not; `groups[c][g][j]` is the candidate of group g of class c for its option j.
     """
 
     options: np.ndarray
-    at: list[bool]
-    count: int
-    members: list[list[int]]
+    owner: np.ndarray
+    count: np.ndarray
+    at: np.ndarray
+    groups: list[list[list[int]]]
 
 
 class _Parts:
@@ -217,15 +219,21 @@ class _Parts:
                     [[cand[r] for r in members] for _, members in entries],
                 )
             )
-        # counts[e, s]: groups of signature s in part e (at position >= e).
+        # counts[e, s]: groups of signature s in part e (at position >= e); at_counts: those at e < K.
         self.counts = np.zeros((n_layers + 1, len(self.signatures)), dtype=np.int64)
+        self.at_counts = np.zeros_like(self.counts)
         for s, (_, positions, _) in enumerate(self.signatures):
             hist = np.bincount(positions, minlength=n_layers + 1)
             self.counts[:, s] = np.cumsum(hist[::-1])[::-1]
+            self.at_counts[:n_layers, s] = hist[:n_layers]
+        self.n_options = np.array([len(opt) for opt, _, _ in self.signatures], dtype=np.int64)
         if self.signatures:
             self.owner = np.concatenate([np.full(len(opt), s) for s, (opt, _, _) in enumerate(self.signatures)])
             self.options = np.vstack([opt for opt, _, _ in self.signatures])
-            self.starts = np.concatenate([[0], np.cumsum([len(opt) for opt, _, _ in self.signatures])[:-1]])
+            self.starts = np.concatenate([[0], np.cumsum([len(opt) for opt, _, _ in self.signatures])[:-1]]).astype(np.int64)
+        else:
+            self.options = np.zeros((0, len(forms)))
+            self.starts = np.zeros(0, dtype=np.int64)
         self.n_rows = len(model.rows)
         # A part e < K needs a candidate at layer e; part K is the empty plan's, unless plans must be non-empty.
         self.empty = np.ones(n_layers + 1, dtype=bool)
@@ -260,60 +268,78 @@ class _Parts:
             out += min([0.0, *(self.matrix[r, col] for p, r in members if p >= e)])
         return float(out)
 
-    def classes(self, e: int) -> list[_Class]:
-        """Return part e's classes: per signature, its groups at layer e and those above."""
-        out = []
-        for options, positions, members in self.signatures:
-            lo, hi = np.searchsorted(positions, e, "left"), np.searchsorted(positions, e, "right")
-            if e == self.n_layers:
-                hi = lo
-            if hi > lo:
-                out.append(_Class(options, [True] * len(options), int(hi - lo), members[lo:hi]))
-            if len(positions) > hi:
-                out.append(_Class(options, [False] * len(options), int(len(positions) - hi), members[hi:]))
-        for group in self.mixed:
-            chosen = [(p, r) for p, r in group if p >= e]
+    def table(self, e: int) -> _Table:
+        """Return part e's classes: per signature, its groups at layer e and (another class) those above."""
+        ge = self.counts[e]
+        at_count = self.at_counts[e]
+        above = ge - at_count
+        at_sigs, above_sigs = np.nonzero(at_count)[0], np.nonzero(above)[0]
+        sigs = np.concatenate([at_sigs, above_sigs]).astype(np.int64)
+        count = np.concatenate([at_count[at_sigs], above[above_sigs]]).astype(np.int64)
+        n_options = self.n_options[sigs]
+        owner = np.repeat(np.arange(len(sigs)), n_options)
+        first = np.cumsum(n_options) - n_options
+        rows = np.repeat(self.starts[sigs] - first, n_options) + np.arange(int(n_options.sum()))
+        at = np.repeat(np.arange(len(sigs)) < len(at_sigs), n_options)
+        groups = []
+        for c, sig in enumerate(sigs.tolist()):
+            members = self.signatures[sig][2]
+            lo = len(members) - int(ge[sig]) + (0 if c < len(at_sigs) else int(at_count[sig]))
+            groups.append(members[lo: lo + int(count[c])])
+        options = self.options[rows] if len(rows) else np.zeros((0, len(self.forms)))
+        extra_options, extra_owner, extra_at = [options], [owner], [at]
+        extra_count = [count]
+        for members in self.mixed:
+            chosen = [(p, r) for p, r in members if p >= e]
             if chosen:
-                out.append(
-                    _Class(
-                        self.matrix[[r for _, r in chosen]],
-                        [p == e < self.n_layers for p, _ in chosen],
-                        1,
-                        [[self.cand[r] for _, r in chosen]],
-                    )
-                )
-        return out
+                extra_options.append(self.matrix[[r for _, r in chosen]])
+                extra_owner.append(np.full(len(chosen), len(groups)))
+                extra_at.append(np.array([p == e < self.n_layers for p, _ in chosen]))
+                extra_count.append(np.array([1]))
+                groups.append([[self.cand[r] for _, r in chosen]])
+        return _Table(
+            np.vstack(extra_options), np.concatenate(extra_owner).astype(np.int64),
+            np.concatenate(extra_count).astype(np.int64), np.concatenate(extra_at).astype(bool), groups,
+        )
 
-    def lp_multipliers(self, e: int) -> np.ndarray | None:
-        """Return the row duals of part e's LP relaxation (GLOP), or None when that LP is infeasible."""
-        lp = pywraplp.Solver.CreateSolver("GLOP")
-        rows = range(1, 1 + self.n_rows)
-        terms: list[list[tuple[pywraplp.Variable, float]]] = [[] for _ in rows]
-        objective = lp.Objective()
-        for cls in self.classes(e):
-            variables = [lp.NumVar(0.0, cls.count, "") for _ in cls.at]
-            if len(variables) > 1:
-                limit = lp.Constraint(0.0, cls.count)
-                for v in variables:
-                    limit.SetCoefficient(v, 1.0)
-            for v, coefs in zip(variables, cls.options, strict=True):
-                objective.SetCoefficient(v, float(coefs[0]))
-                for r in rows:
-                    if coefs[r] != 0.0:
-                        terms[r - 1].append((v, float(coefs[r])))
-        constraints = []
-        for r, row_terms in zip(rows, terms, strict=True):
-            c = lp.Constraint(-lp.infinity(), float(self.caps[r - 1] - self.suffix[e, r]))
-            for v, coef in row_terms:
-                c.SetCoefficient(v, coef)
-            constraints.append(c)
-        objective.SetMaximization()
-        status = lp.Solve()
-        if status == pywraplp.Solver.INFEASIBLE:
+    def lp_bound(self, e: int, table: _Table) -> tuple[np.ndarray, float] | None:
+        """Return (row multipliers, part e's Lagrangian bound at the LP duals), or None when the LP is infeasible.
+
+        The LP relaxes the counts to reals; it keeps the groups, the rows and
+        (part e < K) the need for an option at layer e, whose multiplier mu enters
+        the part's own bound.
+        """
+        n = len(table.owner)
+        rows = slice(1, 1 + self.n_rows)
+        needs_at = e < self.n_layers
+        if n == 0:
+            fits = not needs_at and bool(np.all(self.suffix[e, rows] <= self.caps))
+            return (np.zeros(self.n_rows), float(self.suffix[e, 0])) if fits else None
+        multi = np.nonzero(np.bincount(table.owner, minlength=len(table.count)) > 1)[0]
+        group_rows = sparse.csr_matrix(
+            (np.ones(n), (table.owner, np.arange(n))), shape=(len(table.count), n)
+        )[multi]
+        blocks = [sparse.csr_matrix(table.options[:, rows].T), group_rows]
+        b = [self.caps - self.suffix[e, rows], table.count[multi].astype(float)]
+        if needs_at:
+            blocks.append(sparse.csr_matrix(-table.at.astype(float)[None, :]))
+            b.append(np.array([-1.0]))
+        res = linprog(
+            -table.options[:, 0], A_ub=sparse.vstack(blocks, format="csr"), b_ub=np.concatenate(b),
+            bounds=np.column_stack([np.zeros(n), table.count[table.owner]]), method="highs",
+        )
+        if res.status == 2:
             return None
-        if status != pywraplp.Solver.OPTIMAL:
-            return np.zeros(self.n_rows)
-        return np.array([max(c.dual_value(), 0.0) for c in constraints])
+        if res.status != 0:
+            return np.zeros(self.n_rows), math.inf
+        duals = np.maximum(-res.ineqlin.marginals, 0.0)
+        lam = duals[: self.n_rows]
+        mu = duals[-1] if needs_at else 0.0
+        reduced = table.options[:, 0] - table.options[:, rows] @ lam + mu * table.at
+        best = np.zeros(len(table.count))
+        np.maximum.at(best, table.owner, reduced)
+        bound = self.suffix[e, 0] + float((self.caps - self.suffix[e, rows]) @ lam) - mu + float(table.count @ best)
+        return lam, bound
 
 
 @dataclass
@@ -324,6 +350,7 @@ class _Solved:
     selection: list[int]
     value: float
     stage: tuple | None = None
+    stage_values: list[int] | None = None
 
 
 class _Search:
@@ -375,34 +402,36 @@ class _Search:
                 break
             if time.perf_counter() >= self.deadline:
                 return self._unfinished(open_parts)
-            lam = self.parts.lp_multipliers(e)
-            if lam is None:
+            table = self.parts.table(e)
+            lp = self.parts.lp_bound(e, table)
+            if lp is None:
                 open_parts.discard(e)
                 continue
-            self.bound = np.minimum(self.bound, self.parts.bounds(lam))
+            self.bound = np.minimum(self.bound, self.parts.bounds(lp[0]))
+            self.bound[e] = min(self.bound[e], lp[1])
             if not self.beats(self.bound[e], e):
                 open_parts.discard(e)
                 continue
-            settled = self._solve_part(e)
+            settled = self._solve_part(e, table)
             if not settled:
                 return self._unfinished(open_parts)
             open_parts.discard(e)
         return self._finish()
 
-    def _solve_part(self, e: int) -> bool:
+    def _solve_part(self, e: int, table: _Table) -> bool:
         """Solve part e with a cutoff at the incumbent; False when the deadline stopped it."""
         parts = self.parts
-        classes = parts.classes(e)
         layers = range(e, parts.n_layers)
         model = cp_model.CpModel()
-        variables, counts, at = [], [], []
-        for cls in classes:
-            zs = [model.new_int_var(0, cls.count, "") for _ in cls.at]
+        counts = table.count[table.owner].tolist()
+        variables = [model.new_int_var(0, n, "") for n in counts]
+        members: list[list[cp_model.IntVar]] = [[] for _ in table.count]
+        for z, c in zip(variables, table.owner.tolist(), strict=True):
+            members[c].append(z)
+        for zs, n in zip(members, table.count.tolist(), strict=True):
             if len(zs) > 1:
-                model.add(sum(zs) <= cls.count)
-            variables += zs
-            counts += [cls.count] * len(zs)
-            at += [z for z, flag in zip(zs, cls.at, strict=True) if flag]
+                model.add(sum(zs) <= n)
+        at = [z for z, flag in zip(variables, table.at.tolist(), strict=True) if flag]
         if e < parts.n_layers:
             if not at:
                 return True
@@ -411,7 +440,7 @@ class _Search:
             if not variables:
                 return True
             model.add(sum(variables) >= 1)
-        coef_rows = np.vstack([cls.options for cls in classes]) if classes else np.zeros((0, len(parts.forms)))
+        coef_rows = table.options
         weights = [*counts, *([1] * len(layers))]
 
         def integer_terms(col: int, row: _Row | None):
@@ -442,8 +471,10 @@ class _Search:
             if status == cp_model.MODEL_INVALID:
                 raise RuntimeError(f"CP-SAT rejected the model: {solver.status_name(status)}")
             return False
-        selection = _selection(classes, [solver.value(z) for z in variables])
-        found = _Solved(e, selection, self.value_of(selection, 0), (model, variables, weights, expr, solver.value(expr), coef_rows, layers))
+        values = [solver.value(z) for z in variables]
+        selection = _selection(table, values)
+        stage = (model, variables, weights, expr, solver.value(expr), coef_rows, layers)
+        found = _Solved(e, selection, self.value_of(selection, 0), stage, values)
         if status == cp_model.FEASIBLE:
             self._offer(found)
             self.bound[e] = min(self.bound[e], (solver.best_objective_bound + obj_const) / scale)
@@ -495,23 +526,27 @@ class _Search:
         ints, _ = objective_terms(coefs, weights)
         model.add(expr >= optimum)
         model.minimize(cp_model.LinearExpr.weighted_sum(variables, ints[: len(variables)]))
+        model.clear_hints()
+        for z, v in zip(variables, found.stage_values, strict=True):
+            model.add_hint(z, v)
         solver = _new_solver(max(self.deadline - time.perf_counter(), 0.05))
         if solver.solve(model) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return found
-        selection = _selection(self.parts.classes(found.e), [solver.value(z) for z in variables])
+        selection = _selection(self.parts.table(found.e), [solver.value(z) for z in variables])
         return _Solved(found.e, selection, self.value_of(selection, 0))
 
 
-def _selection(classes: list[_Class], values: list[int]) -> list[int]:
+def _selection(table: _Table, values: list[int]) -> list[int]:
     """Return the candidates of a part's solution: each class's counts dealt to its groups in order."""
     out: list[int] = []
-    it = iter(values)
-    for cls in classes:
-        group = 0
-        for j in range(len(cls.at)):
-            for _ in range(next(it)):
-                out.append(cls.members[group][j])
-                group += 1
+    dealt = [0] * len(table.count)
+    option = [0] * len(table.count)
+    for c, v in zip(table.owner.tolist(), values, strict=True):
+        groups = table.groups[c]
+        for g in range(dealt[c], dealt[c] + v):
+            out.append(groups[g][option[c]])
+        dealt[c] += v
+        option[c] += 1
     return sorted(out)
 
 

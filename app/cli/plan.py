@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from pydantic import ValidationError
 
@@ -29,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--min-gain", type=float, help="override min_gain")
     p.add_argument("--max-time", type=float, default=60.0, metavar="S", help="solver time limit in seconds (default 60)")
     p.add_argument("--table", action="store_true", help="print a readable table instead of JSON")
+    p.add_argument("--no-progress", action="store_true", help="hide the elapsed-time line of solves over a second")
     p.set_defaults(func=run)
 
 
@@ -72,12 +78,55 @@ def table(plan: Plan, problem: Problem) -> str:
     eff = "-" if plan.efficiency is None else f"{plan.efficiency:.6g}"
     lines += [
         "",
-        f"status {plan.status}   objective {plan.objective}   selected {len(plan.selected)}",
+        f"status {status_text(plan)}   objective {plan.objective}   selected {len(plan.selected)}",
         f"gain {plan.gain:.6g}   params {plan.params:,} (p={plan.p:.4f})   "
         f"flops {plan.flops:.4g} (c={plan.c:.4f})   M={eff}",
         f"latency {plan.latency_ms:.4g} ms   memory {plan.memory_bytes:.4g} B   solved in {plan.solve_ms:.0f} ms",
+        "(p, c: shares of the params and FLOPs budgets; M = gain / sqrt(p*c))",
     ]
     return "\n".join(lines)
+
+
+def status_text(plan: Plan) -> str:
+    """Return the plan's status; an unproven plan says the time limit stopped it and its proven gap in %."""
+    if plan.status != "feasible":
+        return plan.status
+    value = plan.gain if plan.objective == "gain" else (plan.efficiency or 0.0)
+    if plan.bound is None or plan.bound <= 0:
+        return "feasible (time limit reached)"
+    gap = max(plan.bound - value, 0.0) / plan.bound * 100
+    return f"feasible (time limit reached, proven gap {gap:.3g} %)"
+
+
+@contextmanager
+def elapsed_line(enabled: bool, after_s: float = 1.0) -> Iterator[None]:
+    """Show 'solving... N s' on stderr while the block runs longer than `after_s` (redrawn on a terminal)."""
+    done = threading.Event()
+    write: Callable[[str], object] = sys.stderr.write
+
+    def tick() -> None:
+        start = time.perf_counter()
+        if done.wait(after_s):
+            return
+        tty = sys.stderr.isatty()
+        while True:
+            write(f"\rsolving... {time.perf_counter() - start:.0f} s" if tty else "solving (over a second)...\n")
+            sys.stderr.flush()
+            if not tty or done.wait(0.5):
+                break
+        done.wait()
+        if tty:
+            write("\r" + " " * 24 + "\r")
+
+    thread = threading.Thread(target=tick, daemon=True)
+    if enabled:
+        thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if enabled:
+            thread.join()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:
-        plan = solve(problem, max_time_s=args.max_time)
+        with elapsed_line(not args.no_progress):
+            plan = solve(problem, max_time_s=args.max_time)
     except SolveTimeout as exc:
         raise CliError(f"{exc} (--max-time {args.max_time:g})") from None
     print(table(plan, problem) if args.table else plan.model_dump_json(indent=2))

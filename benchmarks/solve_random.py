@@ -1,13 +1,13 @@
 """Solver benchmark: exact CP-SAT plans vs a greedy baseline and OR-Tools' knapsack_solver.
 
-    python benchmarks/solver.py [--sizes 50,200,1200,3000] [--seeds 3]
+    python -m benchmarks.solve_random [--sizes 50,200,1200,3000] [--seeds 3]
 
 For each size of LLaMA-7B-shaped problem (solver.examples) and each objective
 (gain; efficiency with min_gain = 30 % of the per-layer best gains) it prints
 solve time, status and the greedy baseline's gap. OR-Tools' `knapsack_solver`
 (CBC backend) cannot express groups or shared layer costs, so it is compared
 on the plain two-budget version of the same candidates, against our solver on
-that same plain problem. Results go to benchmarks/results/solver.json.
+that same plain problem. Results go to benchmarks/results/solve_random.json.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ import sys
 import time
 from pathlib import Path
 
+from ortools.algorithms.python import knapsack_solver
+
+from solver import Problem, solve
+from solver.examples import llama_like_problem
+from solver.instance import Instance
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from ortools.algorithms.python import knapsack_solver  # noqa: E402
-
-from solver import Problem, solve  # noqa: E402
-from solver.examples import llama_like_problem  # noqa: E402
-from solver.instance import Instance  # noqa: E402
 
 MIN_GAIN_FRACTION = 0.3
 
@@ -150,11 +149,11 @@ def run(size: int, seed: int, objective: str) -> dict:
 
 
 def main() -> int:
-    """Run the benchmark, print a table, write benchmarks/results/solver.json."""
+    """Run the benchmark, print a table, write benchmarks/results/solve_random.json."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="50,200,1200,3000")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/solver.json"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/solve_random.json"))
     args = parser.parse_args()
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
@@ -192,7 +191,7 @@ def main() -> int:
                 f"{item['mean_greedy_gap_pct']:>12.2f} {ks}"
             )
     out = {
-        "command": "python benchmarks/solver.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.solve_random " + " ".join(sys.argv[1:]),
         "cpus": os.cpu_count(), "python": platform.python_version(),
         "summary": summary, "runs": rows,
     }
