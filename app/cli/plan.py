@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-flops", metavar="N|P%", default="100%",
                    help="with --profile: training FLOPs per step, a number or %% of a full fine-tuning step "
                    "(default 100%%, as the API)")
+    p.add_argument("--budget-memory", metavar="SIZE",
+                   help="with --profile: total training memory, frozen weights included (24GiB, 80GB; default none)")
     p.add_argument("--objective", choices=["gain", "efficiency"], help="override the objective")
     p.add_argument("--min-gain", type=float, help="override min_gain")
     p.add_argument("--max-time", type=float, default=60.0, metavar="S", help="solver time limit in seconds (default 60)")
@@ -40,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _problem(args: argparse.Namespace) -> Problem:
     if args.problem is not None:
-        if args.gains or args.budget_params:
+        if args.gains or args.budget_params or args.budget_memory:
             raise CliError("--gains and --budget-* go with --profile, not --problem")
         data = read_json(args.problem)
         if isinstance(data, dict):
@@ -58,7 +60,7 @@ def _problem(args: argparse.Namespace) -> Problem:
     gains = read_json(args.gains) if args.gains else None
     return problem_from_profile(
         profile,
-        budget={"params": args.budget_params, "flops": args.budget_flops},
+        budget={"params": args.budget_params, "flops": args.budget_flops, "memory": args.budget_memory},
         objective=args.objective or "gain",
         gains=gains,
         min_gain=args.min_gain or 0.0,

@@ -19,7 +19,7 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from solver.problem import Budget, Candidate, LayerCost, Problem, Strict
 
@@ -42,13 +42,31 @@ class BudgetSpec(Strict):
         description='Training FLOPs per step: a number, or "20%" of full fine-tuning (3x forward).',
     )
     latency_ms: float | None = Field(default=None, gt=0)
-    memory_bytes: float | None = Field(default=None, gt=0)
+    memory: float | str | None = Field(
+        default=None,
+        description='Total training memory of the plan, frozen weights and every fixed part included: '
+        'bytes, or a size like "24GiB" or "80GB".')
+    memory_bytes: float | None = Field(
+        default=None, gt=0, description="Cap on the adapters' own memory (candidates and shared layers), bytes.")
 
     @field_validator("params", "flops")
     @classmethod
     def _amount(cls, value: Amount) -> Amount:
         parse_amount(value, 1.0)
         return value
+
+    @field_validator("memory")
+    @classmethod
+    def _size(cls, value: float | str | None) -> float | str | None:
+        if value is not None:
+            parse_size(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_memory_cap(self) -> BudgetSpec:
+        if self.memory is not None and self.memory_bytes is not None:
+            raise ValueError("give budget.memory (total) or budget.memory_bytes (adapters only), not both")
+        return self
 
 
 class MethodGain(Strict):
@@ -87,6 +105,31 @@ class GainSpec(Strict):
         if any(isinstance(g, float) and g < 0 for g in gains.values()):
             raise ValueError("gains must be >= 0")
         return gains
+
+
+_SIZE = re.compile(rf"^\s*({_NUMBER})\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(value: float | str) -> float:
+    """Return a memory size in bytes: a number of bytes, or text like "24GiB", "80 GB", "512MiB"."""
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if match is None:
+            raise ValueError(f"{value!r} is not a size like '24GiB', '80GB' or a number of bytes")
+        size = float(match.group(1)) * _UNITS[(match.group(2) or "B").lower()]
+    else:
+        size = float(value)
+    if not math.isfinite(size) or size <= 0:
+        raise ValueError(f"{value!r} must be a positive, finite size")
+    return size
+
+
+def fixed_memory(profile: Any) -> float:
+    """Return the bytes any plan of the profile pays: frozen weights, head state, logits, overhead."""
+    parts = profile.memory.fixed
+    return math.fsum([parts.weights, parts.trainable_state, parts.activations, parts.logits, parts.overhead])
 
 
 def parse_amount(value: Amount, whole: float) -> float:
@@ -177,12 +220,21 @@ def problem_from_profile(
             f"(e.g. {_sample(missing)}): give gains by candidate id or by method, "
             "or use a profile with estimated gains"
         )
+    memory_cap = budget.memory_bytes
+    if budget.memory is not None:
+        total, fixed = parse_size(budget.memory), fixed_memory(profile)
+        if fixed >= total:
+            raise PlanningError(
+                f"budget.memory: {budget.memory!r} is {total / 2**30:.2f} GiB, but the frozen weights and fixed "
+                f"parts alone need {fixed / 2**30:.2f} GiB (weights {profile.memory.fixed.weights / 2**30:.2f} GiB); "
+                "try --quantization nf4, --checkpointing or a smaller batch")
+        memory_cap = total - fixed
     try:
         caps = Budget(
             params=parse_amount(budget.params, profile.model.total_params),
             flops=parse_amount(budget.flops, 3.0 * profile.model.forward_flops),
             latency_ms=budget.latency_ms,
-            memory_bytes=budget.memory_bytes,
+            memory_bytes=memory_cap,
         )
     except ValueError as exc:
         raise PlanningError(f"budget: {exc}") from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.planning import PlanningError, gain_sources, parse_amount, problem_from_profile
+from app.planning.problem import parse_size
 from tests.app.service_helpers import synthetic_profile
 
 
@@ -54,3 +55,40 @@ def test_missing_and_unknown_gains_name_the_candidates() -> None:
         problem_from_profile(bare, {"params": 1}, gains={"candidates": {"zz": 1.0}})
     with pytest.raises(PlanningError, match="not in this profile"):
         problem_from_profile(bare, {"params": 1}, gains={"methods": {"prefix": 1.0}})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("24GiB", 24 * 1024**3), ("80 GB", 80e9), ("512mib", 512 * 1024**2), (1e9, 1e9), ("1.5TiB", 1.5 * 1024**4)],
+)
+def test_sizes(value, expected) -> None:
+    assert parse_size(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", "GiB", "24 GiBs", "-1GB", "0", 0, "1e999B"])
+def test_bad_sizes(value) -> None:
+    with pytest.raises(ValueError):
+        parse_size(value)
+
+
+def _with_fixed_memory(weights: float, state: float):
+    profile = synthetic_profile()
+    fixed = profile.memory.fixed.model_copy(update={"weights": weights, "trainable_state": state, "logits": 1e6})
+    return profile.model_copy(update={"memory": profile.memory.model_copy(update={"fixed": fixed})})
+
+
+def test_total_memory_budget_leaves_the_adapters_what_the_fixed_parts_do_not_take() -> None:
+    profile = _with_fixed_memory(weights=16e9, state=2e6)
+    problem = problem_from_profile(profile, {"params": 100, "memory": "24GiB"})
+    assert problem.budget.memory_bytes == pytest.approx(24 * 2**30 - 16e9 - 2e6 - 1e6)
+
+
+def test_memory_budget_below_the_frozen_weights_names_both() -> None:
+    profile = _with_fixed_memory(weights=30e9, state=0.0)
+    with pytest.raises(PlanningError, match=r"budget.memory: '24GiB' is 24.00 GiB, but the frozen weights .* 27.94 GiB"):
+        problem_from_profile(profile, {"params": 100, "memory": "24GiB"})
+
+
+def test_memory_total_and_adapter_cap_are_not_both_given() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        problem_from_profile(synthetic_profile(), {"params": 100, "memory": "1GiB", "memory_bytes": 1e6})
