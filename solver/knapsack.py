@@ -63,7 +63,8 @@ class Form:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One CP-SAT run: status, chosen candidates, and the objective in float units."""
+    """One maximization: status (optimal, feasible, infeasible, unknown), chosen candidates, the
+    objective's float value at them, and its proven upper bound."""
 
     status: str
     selection: list[int]
