@@ -80,11 +80,11 @@ def table(plan: Plan, problem: Problem) -> str:
     eff = "-" if plan.efficiency is None else f"{plan.efficiency:.6g}"
     lines += [
         "",
+        "(p, c: shares of the params and FLOPs budgets; M = gain / sqrt(p*c))",
         f"status {status_text(plan)}   objective {plan.objective}   selected {len(plan.selected)}",
         f"gain {plan.gain:.6g}   params {plan.params:,} (p={plan.p:.4f})   "
         f"flops {plan.flops:.4g} (c={plan.c:.4f})   M={eff}",
         f"latency {plan.latency_ms:.4g} ms   memory {plan.memory_bytes:.4g} B   solved in {plan.solve_ms:.0f} ms",
-        "(p, c: shares of the params and FLOPs budgets; M = gain / sqrt(p*c))",
     ]
     return "\n".join(lines)
 
