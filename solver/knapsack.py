@@ -25,6 +25,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -258,16 +259,18 @@ class _Parts:
                 out[e] += max([0.0, *values])
         return out
 
-    def second_floor(self, e: int) -> float:
-        """Return a lower bound of the second form over part e's plans."""
+    @cached_property
+    def second_floors(self) -> np.ndarray:
+        """Return, per part, a lower bound of the last form (the second objective) over its plans."""
         col = len(self.forms) - 1
-        out = self.suffix[e, col]
+        out = self.suffix[:, col].copy()
         if self.signatures:
             least = np.minimum(np.minimum.reduceat(self.options[:, col], self.starts), 0.0)
-            out += float(self.counts[e] @ least)
+            out += self.counts @ least
         for members in self.mixed:
-            out += min([0.0, *(self.matrix[r, col] for p, r in members if p >= e)])
-        return float(out)
+            for e in range(self.n_layers + 1):
+                out[e] += min([0.0, *(self.matrix[r, col] for p, r in members if p >= e)])
+        return out
 
     def table(self, e: int) -> _Table:
         """Return part e's classes: per signature, its groups at layer e and (another class) those above."""
@@ -288,19 +291,18 @@ class _Parts:
             lo = len(members) - int(ge[sig]) + (0 if c < len(at_sigs) else int(at_count[sig]))
             groups.append(members[lo: lo + int(count[c])])
         options = self.options[rows] if len(rows) else np.zeros((0, len(self.forms)))
-        extra_options, extra_owner, extra_at = [options], [owner], [at]
-        extra_count = [count]
+        all_options, all_owner, all_at, all_count = [options], [owner], [at], [count]
         for members in self.mixed:
             chosen = [(p, r) for p, r in members if p >= e]
             if chosen:
-                extra_options.append(self.matrix[[r for _, r in chosen]])
-                extra_owner.append(np.full(len(chosen), len(groups)))
-                extra_at.append(np.array([p == e < self.n_layers for p, _ in chosen]))
-                extra_count.append(np.array([1]))
+                all_options.append(self.matrix[[r for _, r in chosen]])
+                all_owner.append(np.full(len(chosen), len(groups)))
+                all_at.append(np.array([p == e < self.n_layers for p, _ in chosen]))
+                all_count.append(np.array([1]))
                 groups.append([[self.cand[r] for _, r in chosen]])
         return _Table(
-            np.vstack(extra_options), np.concatenate(extra_owner).astype(np.int64),
-            np.concatenate(extra_count).astype(np.int64), np.concatenate(extra_at).astype(bool), groups,
+            np.vstack(all_options), np.concatenate(all_owner).astype(np.int64),
+            np.concatenate(all_count).astype(np.int64), np.concatenate(all_at).astype(bool), groups,
         )
 
     def lp_bound(self, e: int, table: _Table) -> tuple[np.ndarray, float] | None:
@@ -344,14 +346,27 @@ class _Parts:
 
 
 @dataclass
+class _Stage:
+    """A solved part's CP-SAT model, kept for the second stage: its counts, their values and weights."""
+
+    model: cp_model.CpModel
+    variables: list[cp_model.IntVar]
+    values: list[int]
+    weights: list[int]
+    objective: cp_model.LinearExprT
+    optimum: int
+    table: _Table
+    layers: range
+
+
+@dataclass
 class _Solved:
-    """Part e's optimum: selection, float objective value, and its CP-SAT model for a second stage."""
+    """Part e's optimum: selection, float objective value, and (when solved here) its model."""
 
     e: int
     selection: list[int]
     value: float
-    stage: tuple | None = None
-    stage_values: list[int] | None = None
+    stage: _Stage | None = None
 
 
 class _Search:
@@ -392,7 +407,7 @@ class _Search:
         slack = _TIE_RTOL * max(1.0, abs(self.best.value))
         if bound > self.best.value + slack:
             return True
-        return self.second and bound >= self.best.value - slack and self.parts.second_floor(e) < self.best_second
+        return self.second and bound >= self.best.value - slack and self.parts.second_floors[e] < self.best_second
 
     def run(self) -> Outcome:
         """Return the search's outcome: optimal when every part is settled before the deadline."""
@@ -441,11 +456,10 @@ class _Search:
             if not variables:
                 return True
             model.add(sum(variables) >= 1)
-        coef_rows = table.options
         weights = [*counts, *([1] * len(layers))]
 
         def integer_terms(col: int, row: _Row | None):
-            coefs = [*coef_rows[:, col].tolist(), *(parts.forms[col].y[k] for k in layers)]
+            coefs = [*table.options[:, col].tolist(), *(parts.forms[col].y[k] for k in layers)]
             if row is None:
                 ints, scale = objective_terms(coefs, weights)
                 return ints[: len(variables)], sum(ints[len(variables):]), scale
@@ -474,8 +488,8 @@ class _Search:
             return False
         values = [solver.value(z) for z in variables]
         selection = _selection(table, values)
-        stage = (model, variables, weights, expr, solver.value(expr), coef_rows, layers)
-        found = _Solved(e, selection, self.value_of(selection, 0), stage, values)
+        stage = _Stage(model, variables, values, weights, expr, solver.value(expr), table, layers)
+        found = _Solved(e, selection, self.value_of(selection, 0), stage)
         if status == cp_model.FEASIBLE:
             self._offer(found)
             self.bound[e] = min(self.bound[e], (solver.best_objective_bound + obj_const) / scale)
@@ -521,19 +535,21 @@ class _Search:
 
     def _second_stage(self, found: _Solved) -> _Solved:
         """Return part `found.e`'s plan of equal objective and least second form."""
-        model, variables, weights, expr, optimum, coef_rows, layers = found.stage
+        stage = found.stage
+        assert stage is not None
         col = len(self.parts.forms) - 1
-        coefs = [*coef_rows[:, col].tolist(), *(self.parts.forms[col].y[k] for k in layers)]
-        ints, _ = objective_terms(coefs, weights)
-        model.add(expr >= optimum)
+        coefs = [*stage.table.options[:, col].tolist(), *(self.parts.forms[col].y[k] for k in stage.layers)]
+        ints, _ = objective_terms(coefs, stage.weights)
+        model, variables = stage.model, stage.variables
+        model.add(stage.objective >= stage.optimum)
         model.minimize(cp_model.LinearExpr.weighted_sum(variables, ints[: len(variables)]))
         model.clear_hints()
-        for z, v in zip(variables, found.stage_values, strict=True):
+        for z, v in zip(variables, stage.values, strict=True):
             model.add_hint(z, v)
         solver = _new_solver(max(self.deadline - time.perf_counter(), 0.05))
         if solver.solve(model) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return found
-        selection = _selection(self.parts.table(found.e), [solver.value(z) for z in variables])
+        selection = _selection(stage.table, [solver.value(z) for z in variables])
         return _Solved(found.e, selection, self.value_of(selection, 0))
 
 
