@@ -23,8 +23,8 @@ import torch
 
 from benchmarks.memory import MODELS, SHAPES, measure, plans
 from profiler import ModelSpec, ProfileOptions, profile_model
+from profiler.accounting import plan_memory
 from profiler.devices import device_named
-from profiler.measure.footprint import plan_memory
 from profiler.measure.roofline import predicted_ms
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from profiler import ModelSpec, Profile, ProfileOptions, profile_model
-from profiler.measure.footprint import plan_memory
+from profiler.accounting import plan_memory
 from profiler.methods.apply import apply_plan
 from profiler.models.build import build
 

@@ -1,7 +1,7 @@
 """Exact planning of parameter-efficient fine-tuning under budgets (no torch here)."""
 
 from solver.frontier import Frontier, frontier
-from solver.problem import Budget, Candidate, LayerCost, Plan, Problem, SolveTimeout, Strict
+from solver.problem import Budget, Candidate, LayerCost, Plan, Problem, SavedInput, SolveTimeout, Strict
 from solver.solve import solve
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "LayerCost",
     "Plan",
     "Problem",
+    "SavedInput",
     "SolveTimeout",
     "Strict",
     "frontier",

@@ -27,7 +27,8 @@ class Totals:
 
 @dataclass
 class Instance:
-    """Problem data as parallel lists; `reach[i]` are the layer positions candidate i pays."""
+    """Problem data as parallel lists; `layer_pos[i]` is the earliest layer position candidate i pays, `saved[i]`
+    the saved input it needs (an index into `saved_memory`)."""
 
     problem: Problem
     ids: list[str]
@@ -41,6 +42,8 @@ class Instance:
     layer_index: list[int]
     layer_flops: list[float]
     layer_memory: list[float]
+    saved: list[int | None]
+    saved_memory: list[float]
 
     @classmethod
     def from_problem(cls, problem: Problem) -> Instance:
@@ -56,6 +59,7 @@ class Instance:
                 bisect.bisect_left(index, c.layer) if c.layer is not None and index else None
             )
         cands = problem.candidates
+        inputs = {i.key: k for k, i in enumerate(problem.saved_inputs)}
         return cls(
             problem=problem,
             ids=[c.id for c in cands],
@@ -69,6 +73,8 @@ class Instance:
             layer_index=index,
             layer_flops=[layer.backward_flops for layer in layers],
             layer_memory=[layer.memory_bytes for layer in layers],
+            saved=[None if c.saved_input is None else inputs[c.saved_input] for c in cands],
+            saved_memory=[i.memory_bytes for i in problem.saved_inputs],
         )
 
     @property
@@ -82,8 +88,9 @@ class Instance:
         return min(positions) if positions else None
 
     def totals(self, selection: list[int]) -> Totals:
-        """Return the exact totals of `selection` (candidate positions), layers paid once."""
+        """Return the exact totals of `selection` (candidate positions), layers and saved inputs paid once."""
         first = self.earliest_layer(selection)
+        inputs = {self.saved[i] for i in selection} - {None}
         reached = range(first, len(self.layer_index)) if first is not None else range(0)
         return Totals(
             gain=math.fsum(self.gain[i] for i in selection),
@@ -91,7 +98,8 @@ class Instance:
             flops=math.fsum([*(self.flops[i] for i in selection), *(self.layer_flops[k] for k in reached)]),
             latency_ms=math.fsum(self.latency[i] for i in selection),
             memory_bytes=math.fsum(
-                [*(self.memory[i] for i in selection), *(self.layer_memory[k] for k in reached)]
+                [*(self.memory[i] for i in selection), *(self.layer_memory[k] for k in reached),
+                 *(self.saved_memory[k] for k in inputs)]
             ),
         )
 
@@ -131,7 +139,7 @@ class Instance:
 
     @cached_property
     def singles(self) -> list[Totals]:
-        """Return each candidate's totals when chosen alone (its own costs plus the layers it reaches)."""
+        """Return each candidate's totals when chosen alone (its own costs, the layers it reaches, its saved input)."""
         n_layers = len(self.layer_index)
         suffix_flops, suffix_memory = [0.0] * (n_layers + 1), [0.0] * (n_layers + 1)
         for k in range(n_layers - 1, -1, -1):
@@ -146,7 +154,8 @@ class Instance:
                     params=self.params[i],
                     flops=self.flops[i] + suffix_flops[k],
                     latency_ms=self.latency[i],
-                    memory_bytes=self.memory[i] + suffix_memory[k],
+                    memory_bytes=self.memory[i] + suffix_memory[k]
+                    + (0.0 if self.saved[i] is None else self.saved_memory[self.saved[i]]),
                 )
             )
         return out

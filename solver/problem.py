@@ -40,6 +40,11 @@ class Candidate(Strict):
     memory_bytes: float = Field(default=0.0, ge=0, le=MAX_VALUE)
     site: str | None = None
     config: dict[str, Any] | None = None
+    saved_input: str | None = Field(
+        default=None, max_length=512,
+        description="Key of the input activation it saves for backward (in `saved_inputs`): its memory is "
+        "paid once by all the chosen candidates that save it, and is not in `memory_bytes`.",
+    )
 
 
 class LayerCost(Strict):
@@ -48,6 +53,13 @@ class LayerCost(Strict):
     index: int = Field(ge=0, le=MAX_LAYER)
     backward_flops: float = Field(default=0.0, ge=0, le=MAX_VALUE)
     memory_bytes: float = Field(default=0.0, ge=0, le=MAX_VALUE)
+
+
+class SavedInput(Strict):
+    """An input activation several candidates save (q, k and v read one input): paid once when any is chosen."""
+
+    key: str = Field(min_length=1, max_length=512)
+    memory_bytes: float = Field(ge=0, le=MAX_VALUE)
 
 
 class Budget(Strict):
@@ -60,10 +72,11 @@ class Budget(Strict):
 
 
 class Problem(Strict):
-    """Candidates, shared layer costs, a budget and an objective."""
+    """Candidates, shared layer costs and saved inputs, a budget and an objective."""
 
     candidates: list[Candidate] = Field(min_length=1)
     layers: list[LayerCost] = Field(default_factory=list)
+    saved_inputs: list[SavedInput] = Field(default_factory=list)
     budget: Budget
     objective: Objective = "gain"
     min_gain: float = Field(default=0.0, ge=0, le=MAX_VALUE)
@@ -85,6 +98,22 @@ class Problem(Strict):
         if len(set(indices)) != len(indices):
             raise ValueError("duplicate layer index")
         return layers
+
+    @field_validator("saved_inputs")
+    @classmethod
+    def _unique_inputs(cls, inputs: list[SavedInput]) -> list[SavedInput]:
+        keys = [i.key for i in inputs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("duplicate saved input key")
+        return inputs
+
+    @model_validator(mode="after")
+    def _inputs_known(self) -> Problem:
+        known = {i.key for i in self.saved_inputs}
+        for i, c in enumerate(self.candidates):
+            if c.saved_input is not None and c.saved_input not in known:
+                raise ValueError(f"candidates[{i}].saved_input: {c.saved_input!r} has no entry in saved_inputs")
+        return self
 
     @model_validator(mode="after")
     def _layers_known(self) -> Problem:
@@ -108,7 +137,13 @@ class Plan(BaseModel):
     params: int
     flops: float
     latency_ms: float
-    memory_bytes: float
+    memory_bytes: float = Field(description="Training memory the adapters add: the candidates', the layers "
+                                "backward reaches, and each saved input once (bytes).")
+    memory_total_bytes: float | None = Field(
+        default=None, description="Total training memory, bytes: `memory_breakdown` summed (plans of a profile).")
+    memory_breakdown: dict[str, float] | None = Field(
+        default=None, description="Total training memory by part, bytes: weights, trainable_state, activations, "
+        "logits, overhead (plans of a profile).")
     p: float
     c: float
     efficiency: float | None

@@ -8,6 +8,7 @@ from solver.efficiency import RTOL, maximize_efficiency
 from solver.instance import Instance
 from solver.knapsack import Form, KnapsackModel, gain_form
 from solver.problem import Plan, Problem, SolveTimeout
+from solver.shared import fold
 
 
 def solve(problem: Problem, *, max_time_s: float = 60.0, efficiency_rtol: float = RTOL) -> Plan:
@@ -16,19 +17,21 @@ def solve(problem: Problem, *, max_time_s: float = 60.0, efficiency_rtol: float 
     Objective `gain` maximizes total gain (ties: the smaller p + c); objective
     `efficiency` maximizes M = gain / sqrt(p*c) over non-empty plans (ties: the
     larger gain), proven optimal within `efficiency_rtol` relative. Both honour every budget cap, the groups, shared layer
-    costs and `min_gain`. Deterministic: CP-SAT runs single-threaded with a
-    fixed seed, so equal problems give equal plans.
+    costs, saved inputs (paid once) and `min_gain`. Deterministic: CP-SAT runs single-threaded with a
+    fixed seed, so equal problems give equal plans. Raises ValueError when saved inputs join too many groups.
     """
     start = time.perf_counter()
     deadline = start + max_time_s
-    inst = Instance.from_problem(problem)
+    folded = fold(problem)
+    inst = Instance.from_problem(folded.problem)
     allowed = inst.fitting_alone()
     if problem.objective == "gain":
         selection, status, bound = _maximize_gain(inst, allowed, deadline)
     else:
         result = maximize_efficiency(inst, allowed, deadline, efficiency_rtol)
         selection, status, bound = result.selection, result.status, result.bound
-    return plan_of(inst, selection, status, bound, (time.perf_counter() - start) * 1e3)
+    original = Instance.from_problem(problem) if folded.problem is not problem else inst
+    return plan_of(original, folded.original(selection), status, bound, (time.perf_counter() - start) * 1e3)
 
 
 def cost_form(inst: Instance) -> Form:

@@ -23,6 +23,7 @@ from app.planning import (
     PlanningError,
     gain_sources,
     problem_from_profile,
+    with_memory,
 )
 from app.planning.notes import plan_notes
 from app.planning.prepared import PreparedProblem
@@ -147,6 +148,8 @@ def _solve(ctx: Context, problem: Problem) -> Plan:
             503, f"no feasible plan found within {ctx.settings.solve_max_time_s} s: {exc}",
             headers={"Retry-After": "1"},
         ) from exc
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from exc
     finally:
         ctx.solves.release()
     ctx.metrics.solve.labels(plan.objective, plan.status).observe(plan.solve_ms / 1e3)
@@ -183,6 +186,8 @@ def _create_plan(
             if plan.status == "optimal":
                 ctx.solved.put(prepared.digest, solved)
         plan, notes = solved
+        if body.profile_id is not None:
+            plan = with_memory(plan, load_profile(ctx, session, body.profile_id))
         source = {**prepared.source, "reused": reused, "notes": notes}
         row = plans.add(
             session, plan.model_dump(mode="json"), source, prepared.digest, prepared.json,

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pydantic import ValidationError
 
 from app.cli import CliError, describe, read_json
+from profiler.schema import Profile
 from solver import Plan, Problem, SolveTimeout, solve
 
 
@@ -40,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _problem(args: argparse.Namespace) -> Problem:
+def _problem(args: argparse.Namespace) -> tuple[Problem, Profile | None]:
+    """Return the problem to solve and, with --profile, the profile it was built from."""
     if args.problem is not None:
         if args.gains or args.budget_params or args.budget_memory:
             raise CliError("--gains and --budget-* go with --profile, not --problem")
@@ -50,21 +52,21 @@ def _problem(args: argparse.Namespace) -> Problem:
                 data["objective"] = args.objective
             if args.min_gain is not None:
                 data["min_gain"] = args.min_gain
-        return Problem.model_validate(data)
+        return Problem.model_validate(data), None
     from app.planning import problem_from_profile
-    from profiler.schema import Profile
 
     if not args.budget_params:
         raise CliError("--profile needs --budget-params (a number of parameters, or a share like 0.5%)")
     profile = Profile.model_validate(read_json(args.profile))
     gains = read_json(args.gains) if args.gains else None
-    return problem_from_profile(
+    problem = problem_from_profile(
         profile,
         budget={"params": args.budget_params, "flops": args.budget_flops, "memory": args.budget_memory},
         objective=args.objective or "gain",
         gains=gains,
         min_gain=args.min_gain or 0.0,
     )
+    return problem, profile
 
 
 def table(plan: Plan, problem: Problem) -> str:
@@ -84,9 +86,17 @@ def table(plan: Plan, problem: Problem) -> str:
         f"status {status_text(plan)}   objective {plan.objective}   selected {len(plan.selected)}",
         f"gain {plan.gain:.6g}   params {plan.params:,} (p={plan.p:.4f})   "
         f"flops {plan.flops:.4g} (c={plan.c:.4f})   M={eff}",
-        f"latency {plan.latency_ms:.4g} ms   memory {plan.memory_bytes:.4g} B   solved in {plan.solve_ms:.0f} ms",
+        f"latency {plan.latency_ms:.4g} ms   {memory_text(plan)}   solved in {plan.solve_ms:.0f} ms",
     ]
     return "\n".join(lines)
+
+
+def memory_text(plan: Plan) -> str:
+    """Return the plan's training memory in GiB: the total and its parts when known, else the adapters' own."""
+    if plan.memory_breakdown is None or plan.memory_total_bytes is None:
+        return f"memory (adapters only) {plan.memory_bytes / 2**30:.3g} GiB"
+    parts = " + ".join(f"{name} {size / 2**30:.3g}" for name, size in plan.memory_breakdown.items())
+    return f"memory {plan.memory_total_bytes / 2**30:.3g} GiB = {parts} GiB"
 
 
 def status_text(plan: Plan) -> str:
@@ -134,7 +144,7 @@ def elapsed_line(enabled: bool, after_s: float = 1.0) -> Iterator[None]:
 def run(args: argparse.Namespace) -> int:
     """Solve and print; returns 0 when a plan was found, 1 when infeasible."""
     try:
-        problem = _problem(args)
+        problem, profile = _problem(args)
     except ValidationError as exc:
         raise CliError(describe(exc)) from None
     except ValueError as exc:
@@ -144,5 +154,11 @@ def run(args: argparse.Namespace) -> int:
             plan = solve(problem, max_time_s=args.max_time)
     except SolveTimeout as exc:
         raise CliError(f"{exc} (--max-time {args.max_time:g})") from None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if profile is not None:
+        from app.planning import with_memory
+
+        plan = with_memory(plan, profile)
     print(table(plan, problem) if args.table else plan.model_dump_json(indent=2))
     return 1 if plan.status == "infeasible" else 0

@@ -1,5 +1,6 @@
 """Planning: from a stored profile and a request to a solver problem, prepared problems, charts."""
 
+from app.planning.memory import with_memory
 from app.planning.problem import (
     BudgetSpec,
     GainSpec,
@@ -11,4 +12,4 @@ from app.planning.problem import (
 )
 
 __all__ = ["BudgetSpec", "GainSpec", "MethodGain", "PlanningError", "gain_sources", "parse_amount",
-           "problem_from_profile"]
+           "problem_from_profile", "with_memory"]

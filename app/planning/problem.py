@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from solver.problem import Budget, Candidate, LayerCost, Problem, Strict
+from solver.problem import Budget, Candidate, LayerCost, Problem, SavedInput, Strict
 
 _NUMBER = r"[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
 _AMOUNT = re.compile(rf"^\s*({_NUMBER})\s*(%?)\s*$")
@@ -212,7 +212,7 @@ def problem_from_profile(
         candidates.append(Candidate(
             id=c.id, method=c.method, group=c.group, layer=c.layer, gain=gain,
             params=c.params, flops=c.flops, latency_ms=c.latency_ms,
-            memory_bytes=c.memory_bytes, site=c.site, config=c.config,
+            memory_bytes=c.memory_bytes, site=c.site, config=c.config, saved_input=c.saved_input,
         ))
     if missing:
         raise PlanningError(
@@ -249,8 +249,9 @@ def problem_from_profile(
                   memory_bytes=layer.memory_bytes)
         for layer in profile.layers
     ]
+    saved_inputs = [SavedInput(key=i.key, memory_bytes=i.bytes) for i in profile.saved_inputs]
     return Problem(
-        candidates=candidates, layers=layers, budget=caps,
+        candidates=candidates, layers=layers, saved_inputs=saved_inputs, budget=caps,
         objective=objective, min_gain=min_gain,
     )
 

@@ -26,8 +26,9 @@ class Ref:
 
 
 def evaluate(problem: dict, chosen: list[dict]) -> Ref:
-    """Return the totals of `chosen` candidates: layer l paid if any chosen layer <= l."""
+    """Return the totals of `chosen` candidates: layer l paid if any chosen layer <= l, each saved input once."""
     reach = [c["layer"] for c in chosen if c.get("layer") is not None]
+    saved = {c["saved_input"] for c in chosen if c.get("saved_input") is not None}
     paid = [l for l in problem.get("layers", []) if reach and min(reach) <= l["index"]]
     b = problem["budget"]
     gain = sum(c["gain"] for c in chosen)
@@ -43,7 +44,8 @@ def evaluate(problem: dict, chosen: list[dict]) -> Ref:
         flops=flops,
         latency=sum(c.get("latency_ms", 0) for c in chosen),
         memory=sum(c.get("memory_bytes", 0) for c in chosen)
-        + sum(l.get("memory_bytes", 0) for l in paid),
+        + sum(l.get("memory_bytes", 0) for l in paid)
+        + sum(i["memory_bytes"] for i in problem.get("saved_inputs", []) if i["key"] in saved),
         efficiency=eff,
     )
 

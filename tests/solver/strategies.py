@@ -11,8 +11,11 @@ _gains = st.one_of(st.integers(0, 6).map(float), st.floats(1e-3, 10, allow_nan=F
 
 
 @st.composite
-def problems(draw, objective: str | None = None, max_candidates: int = 8) -> dict:
-    """Draw a problem with groups, layers, optional latency/memory caps and min_gain."""
+def problems(draw, objective: str | None = None, max_candidates: int = 8, memory_bound: bool = False) -> dict:
+    """Draw a problem with groups, layers, saved inputs, optional latency/memory caps and min_gain.
+
+    `memory_bound` draws at least one saved input and always a memory cap, so saved inputs decide.
+    """
     n_layers = draw(st.integers(0, 4))
     steps = [draw(st.integers(1, 2)) for _ in range(n_layers)]
     layers = [
@@ -24,6 +27,8 @@ def problems(draw, objective: str | None = None, max_candidates: int = 8) -> dic
         for i in range(n_layers)
     ]
     indices = [layer["index"] for layer in layers]
+    input_memory = st.floats(10, 40) if memory_bound else _costs
+    inputs = [{"key": f"x{k}", "memory_bytes": draw(input_memory)} for k in range(draw(st.integers(int(memory_bound), 2)))]
     n = draw(st.integers(1, max_candidates))
     candidates = []
     for i in range(n):
@@ -38,17 +43,19 @@ def problems(draw, objective: str | None = None, max_candidates: int = 8) -> dic
                 "flops": draw(_costs),
                 "latency_ms": draw(st.one_of(st.just(0.0), st.floats(1e-3, 5))),
                 "memory_bytes": draw(st.one_of(st.just(0.0), _costs)),
+                "saved_input": draw(st.sampled_from([*([] if memory_bound else [None]), *(i["key"] for i in inputs)])),
             }
         )
     budget = {
         "params": draw(st.integers(5, 400)),
         "flops": draw(st.floats(5, 400)),
         "latency_ms": draw(st.one_of(st.none(), st.floats(0.5, 12))),
-        "memory_bytes": draw(st.one_of(st.none(), st.floats(5, 200))),
+        "memory_bytes": draw(st.floats(10, 60) if memory_bound else st.one_of(st.none(), st.floats(5, 200))),
     }
     return {
         "candidates": candidates,
         "layers": layers,
+        "saved_inputs": inputs,
         "budget": budget,
         "objective": objective or draw(st.sampled_from(["gain", "efficiency"])),
         "min_gain": draw(st.one_of(st.just(0.0), st.just(0.0), st.floats(0, 20))),

@@ -38,6 +38,17 @@ def _settled_as_infeasible(plan, tight, loose) -> bool:
 @_SETTINGS
 @given(problems(objective="gain"))
 def test_gain_objective_matches_brute_force(data: dict) -> None:
+    _check_gain_plan(data)
+
+
+@settings(_SETTINGS, max_examples=300)
+@given(problems(objective="gain", memory_bound=True))
+def test_saved_inputs_paid_once_under_a_memory_cap(data: dict) -> None:
+    _check_gain_plan(data)
+
+
+def _check_gain_plan(data: dict) -> None:
+    """The plan's gain lies between the brute-force optima of the tightened and loosened caps."""
     plan = solve(Problem.model_validate(data))
     tight, loose = best_gain(data, -SLACK), best_gain(data, SLACK)
     if _settled_as_infeasible(plan, tight, loose):

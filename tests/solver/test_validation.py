@@ -8,7 +8,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from solver import Problem
+from solver import Problem, solve
 
 BASE = {
     "candidates": [
@@ -53,6 +53,9 @@ def _with(path: list, value) -> dict:
         (["budget", "params"], 1e300, "budget.params"),
         (["candidates", 0, "gain"], 1e31, "candidates.0.gain"),
         (["candidates", 0, "flops"], 1e-300, "candidates.0.flops"),
+        (["candidates", 0, "saved_input"], "x", "saved_input"),
+        (["saved_inputs"], [{"key": "x", "memory_bytes": 1.0}] * 2, "saved_inputs"),
+        (["saved_inputs"], [{"key": "x", "memory_bytes": -1.0}], "saved_inputs.0.memory_bytes"),
     ],
 )
 def test_bad_input_names_the_field(path: list, value, field: str) -> None:
@@ -97,3 +100,15 @@ def test_extreme_but_valid_magnitudes_give_a_finite_efficiency() -> None:
     plan = solve(Problem.model_validate(data))
     assert plan.selected == ["a"]
     assert math.isfinite(plan.efficiency) and plan.efficiency > 1e60
+
+
+def test_too_many_groups_on_one_saved_input_are_refused_naming_the_field() -> None:
+    data = copy.deepcopy(BASE)
+    data["saved_inputs"] = [{"key": "x", "memory_bytes": 1.0}]
+    data["budget"]["memory_bytes"] = 100.0
+    data["candidates"] = [
+        {"id": f"{g}-{r}", "method": "lora", "group": g, "gain": 1.0, "params": r, "flops": 1.0, "saved_input": "x"}
+        for g in "abcdef" for r in range(1, 7)
+    ]  # 7**6 - 1 = 117,648 combinations
+    with pytest.raises(ValueError, match=r"saved_inputs: 6 groups share saved input 'x' .* 117,648 combinations"):
+        solve(Problem.model_validate(data))

@@ -32,6 +32,7 @@ def test_inline_problem_is_solved_stored_and_listed(client: TestClient) -> None:
     assert r.headers["location"] == f"/v1/plans/{plan['id']}"
     assert plan["plan"]["status"] == "optimal"
     assert sorted(plan["plan"]["selected"]) == ["b", "c"]
+    assert plan["plan"]["memory_total_bytes"] is None  # an inline problem has no frozen weights to count
     assert plan["source"]["gains"] == {"problem": 3}
     assert client.get(r.headers["location"]).json() == plan
     problem = client.get(f"{r.headers['location']}/problem").json()
@@ -47,6 +48,8 @@ def test_relative_budget_against_a_stored_profile(client: TestClient, profile_id
     plan = r.json()["plan"]
     assert plan["params"] <= 1_000 and plan["flops"] <= 0.03e9
     assert plan["p"] == plan["params"] / 1_000
+    assert list(plan["memory_breakdown"]) == ["weights", "trainable_state", "activations", "logits", "overhead"]
+    assert plan["memory_total_bytes"] == sum(plan["memory_breakdown"].values())
     source = r.json()["source"]
     assert source["profile_id"] == profile_id and source["gains"] == {"profile": 9}
     assert client.get("/v1/plans", params={"profile_id": profile_id}).json()["total"] == 1

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from profiler import ModelSpec, ProfileOptions, profile_model
-from profiler.measure.footprint import full_finetuning_memory, plan_memory
+from profiler.accounting import plan_memory
+from profiler.measure.footprint import full_finetuning_memory
 from profiler.methods.apply import apply_plan
 from tests.tiny import TINY_BERT, TINY_LLAMA, real_model
 
