@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default 100%%, as the API)")
     p.add_argument("--budget-memory", metavar="SIZE",
                    help="with --profile: total training memory, frozen weights included (24GiB, 80GB; default none)")
+    p.add_argument("--budget-latency", type=float, metavar="MS",
+                   help="with --profile: inference latency the adapters may add per batch, ms (default none)")
     p.add_argument("--objective", choices=["gain", "efficiency"], help="override the objective")
     p.add_argument("--min-gain", type=float, help="override min_gain")
     p.add_argument("--max-time", type=float, default=60.0, metavar="S", help="solver time limit in seconds (default 60)")
@@ -44,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _problem(args: argparse.Namespace) -> tuple[Problem, Profile | None]:
     """Return the problem to solve and, with --profile, the profile it was built from."""
     if args.problem is not None:
-        if args.gains or args.budget_params or args.budget_memory:
+        if args.gains or args.budget_params or args.budget_memory or args.budget_latency is not None:
             raise CliError("--gains and --budget-* go with --profile, not --problem")
         data = read_json(args.problem)
         if isinstance(data, dict):
@@ -61,7 +63,8 @@ def _problem(args: argparse.Namespace) -> tuple[Problem, Profile | None]:
     gains = read_json(args.gains) if args.gains else None
     problem = problem_from_profile(
         profile,
-        budget={"params": args.budget_params, "flops": args.budget_flops, "memory": args.budget_memory},
+        budget={"params": args.budget_params, "flops": args.budget_flops, "memory": args.budget_memory,
+                "latency_ms": args.budget_latency},
         objective=args.objective or "gain",
         gains=gains,
         min_gain=args.min_gain or 0.0,

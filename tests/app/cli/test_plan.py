@@ -9,6 +9,7 @@ import pytest
 
 from app.cli import main as cli
 from solver.examples import llama_like_problem
+from tests.app.service_helpers import synthetic_profile
 
 
 def test_an_unproven_plan_says_the_time_limit_stopped_it_and_its_gap(
@@ -40,3 +41,17 @@ def test_a_short_solve_prints_no_elapsed_line(tmp_path: Path, capsys: pytest.Cap
     assert cli(["plan", "--problem", str(path), "--table"]) == 0
     out, err = capsys.readouterr()
     assert err == "" and "status optimal" in out
+
+
+def test_a_latency_budget_caps_the_added_latency(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "profile.json"
+    path.write_text(synthetic_profile().model_dump_json())
+    base = ["plan", "--profile", str(path), "--budget-params", "100%", "--no-progress"]
+    assert cli(base) == 0
+    free = json.loads(capsys.readouterr().out)
+    assert free["latency_ms"] > 1.0  # without the cap the plan adds more than the cap below allows
+    assert cli([*base, "--budget-latency", "1.0"]) == 0
+    capped = json.loads(capsys.readouterr().out)
+    assert 0 < capped["latency_ms"] <= 1.0 and capped["gain"] < free["gain"]
+    assert cli([*base, "--budget-latency", "0"]) == 2
+    assert "latency_ms: Input should be greater than 0" in capsys.readouterr().err
