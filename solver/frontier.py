@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from solver.instance import Instance
 from solver.knapsack import Axis, KnapsackModel, axis_form, gain_form
 from solver.problem import Plan, Problem
+from solver.shared import fold
 from solver.solve import plan_of
 
 # A float cap is lowered by this relative step below the last point's cost.
@@ -47,8 +48,7 @@ def frontier(
     min_gain and the objective are ignored: the frontier spans all gains.
     """
     deadline = time.perf_counter() + max_time_s
-    inst = Instance.from_problem(problem)
-    walk = _Descent(inst, axis, deadline)
+    walk = _Descent(problem, axis, deadline)
     points, complete = walk.run(max_points, step=0.0)
     if not complete and points and walk.finished:
         span = getattr(points[0], axis) - walk.lowest
@@ -59,8 +59,11 @@ def frontier(
 class _Descent:
     """Max-gain plans under descending caps on one axis."""
 
-    def __init__(self, inst: Instance, axis: Axis, deadline: float):
-        self.inst, self.axis, self.deadline = inst, axis, deadline
+    def __init__(self, problem: Problem, axis: Axis, deadline: float):
+        self.folded = fold(problem, memory_decides=axis == "memory_bytes")
+        inst = self.inst = Instance.from_problem(self.folded.problem)
+        self.original = Instance.from_problem(problem) if self.folded.problem is not problem else inst
+        self.axis, self.deadline = axis, deadline
         self.allowed = inst.fitting_alone()
         self.form = axis_form(inst, axis)
         self.base = KnapsackModel(inst, self.allowed)
@@ -88,7 +91,8 @@ class _Descent:
             if out.status != "optimal" or not out.selection:
                 self.finished = out.status in ("optimal", "infeasible")
                 return points, self.finished and step == 0.0
-            plan = plan_of(self.inst, out.selection, "optimal", out.bound, (time.perf_counter() - start) * 1e3)
+            plan = plan_of(self.original, self.folded.original(out.selection), "optimal", out.bound,
+                           (time.perf_counter() - start) * 1e3)
             if not points or plan.gain < points[-1].gain:
                 points.append(plan)
             cost = getattr(plan, self.axis)

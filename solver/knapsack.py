@@ -38,6 +38,8 @@ from solver.scaling import capacity_row, objective_terms
 
 # Relative slack of objective comparisons between parts (their integer scales differ).
 _TIE_RTOL = 1e-12
+# Relative margin of reduced-cost fixing, for the float error of the bound it is computed from.
+_FIX_RTOL = 1e-9
 
 @dataclass(frozen=True)
 class Form:
@@ -305,8 +307,8 @@ class _Parts:
             np.concatenate(all_count).astype(np.int64), np.concatenate(all_at).astype(bool), groups,
         )
 
-    def lp_bound(self, e: int, table: _Table) -> tuple[np.ndarray, float] | None:
-        """Return (row multipliers, part e's Lagrangian bound at the LP duals), or None when the LP is infeasible.
+    def lp_bound(self, e: int, table: _Table) -> _Relaxed | None:
+        """Return part e's LP relaxation (its duals, Lagrangian bound and solution), or None when infeasible.
 
         The LP relaxes the counts to reals; it keeps the groups, the rows and
         (part e < K) the need for an option at layer e, whose multiplier mu enters
@@ -317,7 +319,7 @@ class _Parts:
         needs_at = e < self.n_layers
         if n == 0:
             fits = not needs_at and bool(np.all(self.suffix[e, rows] <= self.caps))
-            return (np.zeros(self.n_rows), float(self.suffix[e, 0])) if fits else None
+            return _Relaxed(np.zeros(self.n_rows), 0.0, float(self.suffix[e, 0]), np.zeros(0)) if fits else None
         multi = np.nonzero(np.bincount(table.owner, minlength=len(table.count)) > 1)[0]
         group_rows = sparse.csr_matrix(
             (np.ones(n), (table.owner, np.arange(n))), shape=(len(table.count), n)
@@ -334,15 +336,32 @@ class _Parts:
         if res.status == 2:
             return None
         if res.status != 0:
-            return np.zeros(self.n_rows), math.inf
+            return _Relaxed(np.zeros(self.n_rows), 0.0, math.inf, np.zeros(n))
         duals = np.maximum(-res.ineqlin.marginals, 0.0)
         lam = duals[: self.n_rows]
-        mu = duals[-1] if needs_at else 0.0
-        reduced = table.options[:, 0] - table.options[:, rows] @ lam + mu * table.at
-        best = np.zeros(len(table.count))
-        np.maximum.at(best, table.owner, reduced)
+        mu = float(duals[-1]) if needs_at else 0.0
+        best = np.maximum(self.reduced_best(table, lam, mu)[1], 0.0)
         bound = self.suffix[e, 0] + float((self.caps - self.suffix[e, rows]) @ lam) - mu + float(table.count @ best)
-        return lam, bound
+        return _Relaxed(lam, mu, bound, np.asarray(res.x))
+
+    def reduced_best(self, table: _Table, lam: np.ndarray, mu: float) -> tuple[np.ndarray, np.ndarray]:
+        """Return each option's Lagrangian reduced objective at (lam, mu) and each class's best (or -inf)."""
+        rows = slice(1, 1 + self.n_rows)
+        reduced = table.options[:, 0] - table.options[:, rows] @ lam + mu * table.at
+        best = np.full(len(table.count), -math.inf)
+        np.maximum.at(best, table.owner, reduced)
+        return reduced, best
+
+
+@dataclass(frozen=True)
+class _Relaxed:
+    """A part's LP relaxation: row multipliers `lam`, the layer-e multiplier `mu`, the Lagrangian bound they
+    prove, and the LP's option counts `x`."""
+
+    lam: np.ndarray
+    mu: float
+    bound: float
+    x: np.ndarray
 
 
 @dataclass
@@ -369,6 +388,68 @@ class _Solved:
     stage: _Stage | None = None
 
 
+@dataclass
+class _PartModel:
+    """Part e's CP-SAT model over its option counts, with the integer objective's constant and scale."""
+
+    model: cp_model.CpModel
+    variables: list[cp_model.IntVar]
+    weights: list[int]
+    objective: cp_model.LinearExprT
+    constant: int
+    scale: float
+    layers: range
+
+    @classmethod
+    def build(cls, parts: _Parts, e: int, table: _Table, fixed: tuple[list[int], list[int]]) -> _PartModel | None:
+        """Return part e's model (groups, rows, the layer-e option, the `fixed` most per option and fewest per
+        class), or None when the part has no plan."""
+        layers = range(e, parts.n_layers)
+        model = cp_model.CpModel()
+        counts = table.count[table.owner].tolist()
+        upper, fewest = fixed
+        variables = [model.new_int_var(0, n, "") for n in upper]
+        members: list[list[cp_model.IntVar]] = [[] for _ in table.count]
+        for z, c in zip(variables, table.owner.tolist(), strict=True):
+            members[c].append(z)
+        for zs, n, least in zip(members, table.count.tolist(), fewest, strict=True):
+            if len(zs) > 1:
+                model.add(sum(zs) <= n)
+            if least > 0:
+                model.add(sum(zs) >= least)
+        at = [z for z, flag in zip(variables, table.at.tolist(), strict=True) if flag]
+        if e < parts.n_layers:
+            if not at:
+                return None
+            model.add(sum(at) >= 1)
+        elif parts.model.nonempty:
+            if not variables:
+                return None
+            model.add(sum(variables) >= 1)
+        weights = [*counts, *([1] * len(layers))]
+
+        def coefficients(col: int) -> list[float]:
+            return [*table.options[:, col].tolist(), *(parts.forms[col].y[k] for k in layers)]
+
+        for col, row in enumerate(parts.model.rows, start=1):
+            ints, cap = capacity_row(coefficients(col), row.cap, loose=row.loose, counts=weights)
+            room = cap - sum(ints[len(variables):])
+            if any(ints[: len(variables)]):
+                model.add(cp_model.LinearExpr.weighted_sum(variables, ints[: len(variables)]) <= room)
+            elif room < 0:
+                return None
+        ints, scale = objective_terms(coefficients(0), weights)
+        objective = cp_model.LinearExpr.weighted_sum(variables, ints[: len(variables)])
+        model.maximize(objective)
+        return cls(model, variables, weights, objective, sum(ints[len(variables):]), scale, layers)
+
+    def cut_off(self, best: _Solved | None) -> None:
+        """Admit only plans at least as good as the incumbent `best` (within the integer rounding)."""
+        if best is not None:
+            slack = math.ceil(0.5 * (sum(self.weights) + 1)) + 1
+            self.model.add(self.objective >= math.floor(best.value * self.scale) - self.constant - slack)
+
+
 class _Search:
     """Best-bound search over the parts of one maximization."""
 
@@ -389,16 +470,18 @@ class _Search:
 
     def offer_hint(self, hint: list[int]) -> None:
         """Take `hint` as the incumbent when it is a feasible plan of the model."""
+        if self._feasible(hint):
+            self.best = _Solved(-1, sorted(hint), self.value_of(hint, 0))
+
+    def _feasible(self, selection: list[int]) -> bool:
+        """True when `selection` is a plan of the model: allowed, one per group, every row within its cap."""
         model = self.parts.model
         allowed = set(model.allowed)
-        groups = [model.inst.problem.candidates[i].group for i in hint]
+        groups = [model.inst.problem.candidates[i].group for i in selection]
         named = [g for g in groups if g is not None]
-        if not hint and model.nonempty or any(i not in allowed for i in hint) or len(set(named)) < len(named):
-            return
-        for col, row in enumerate(model.rows, start=1):
-            if self.value_of(hint, col) > row.cap:
-                return
-        self.best = _Solved(-1, sorted(hint), self.value_of(hint, 0))
+        if not selection and model.nonempty or any(i not in allowed for i in selection) or len(set(named)) < len(named):
+            return False
+        return all(self.value_of(selection, col) <= row.cap for col, row in enumerate(model.rows, start=1))
 
     def beats(self, bound: float, e: int) -> bool:
         """True when part e (bounded by `bound`) may hold a plan better than the incumbent."""
@@ -423,78 +506,92 @@ class _Search:
             if lp is None:
                 open_parts.discard(e)
                 continue
-            self.bound = np.minimum(self.bound, self.parts.bounds(lp[0]))
-            self.bound[e] = min(self.bound[e], lp[1])
+            self.bound = np.minimum(self.bound, self.parts.bounds(lp.lam))
+            self.bound[e] = min(self.bound[e], lp.bound)
             if not self.beats(self.bound[e], e):
                 open_parts.discard(e)
                 continue
-            settled = self._solve_part(e, table)
+            self._round(e, table, lp)
+            if not self.beats(self.bound[e], e):
+                open_parts.discard(e)
+                continue
+            settled = self._solve_part(e, table, lp)
             if not settled:
                 return self._unfinished(open_parts)
             open_parts.discard(e)
         return self._finish()
 
-    def _solve_part(self, e: int, table: _Table) -> bool:
-        """Solve part e with a cutoff at the incumbent; False when the deadline stopped it."""
+    def _round(self, e: int, table: _Table, lp: _Relaxed) -> None:
+        """Offer the plan rounded from part e's LP solution: its counts rounded down, then options added by
+        decreasing reduced objective while their class and the rows have room (the layer-e option first)."""
         parts = self.parts
-        layers = range(e, parts.n_layers)
-        model = cp_model.CpModel()
-        counts = table.count[table.owner].tolist()
-        variables = [model.new_int_var(0, n, "") for n in counts]
-        members: list[list[cp_model.IntVar]] = [[] for _ in table.count]
-        for z, c in zip(variables, table.owner.tolist(), strict=True):
-            members[c].append(z)
-        for zs, n in zip(members, table.count.tolist(), strict=True):
-            if len(zs) > 1:
-                model.add(sum(zs) <= n)
-        at = [z for z, flag in zip(variables, table.at.tolist(), strict=True) if flag]
-        if e < parts.n_layers:
-            if not at:
-                return True
-            model.add(sum(at) >= 1)
-        elif parts.model.nonempty:
-            if not variables:
-                return True
-            model.add(sum(variables) >= 1)
-        weights = [*counts, *([1] * len(layers))]
+        if not len(lp.x):
+            return
+        rows = slice(1, 1 + parts.n_rows)
+        z = np.floor(lp.x + 1e-9).astype(np.int64)
+        room = parts.caps - parts.suffix[e, rows] - z @ table.options[:, rows]
+        if np.any(room < 0):
+            return
+        free = table.count - np.bincount(table.owner, weights=z, minlength=len(table.count)).astype(np.int64)
+        reduced, _ = parts.reduced_best(table, lp.lam, lp.mu)
+        needs_at = e < parts.n_layers and not np.any(z[table.at] > 0)
+        order = np.lexsort((-reduced, ~table.at)) if needs_at else np.argsort(-reduced, kind="stable")
+        for k in order.tolist():
+            cost, c = table.options[k, rows], table.owner[k]
+            if table.options[k, 0] <= 0 and not (needs_at and table.at[k]) or np.any(cost < 0):
+                continue
+            while free[c] > 0 and np.all(cost <= room):
+                z[k] += 1
+                free[c] -= 1
+                room = room - cost
+                needs_at = needs_at and not table.at[k]
+                if not np.any(cost > 0):
+                    break
+        selection = _selection(table, z.tolist())
+        if not needs_at and self._feasible(selection):
+            self._offer(_Solved(e, selection, self.value_of(selection, 0)))
 
-        def integer_terms(col: int, row: _Row | None):
-            coefs = [*table.options[:, col].tolist(), *(parts.forms[col].y[k] for k in layers)]
-            if row is None:
-                ints, scale = objective_terms(coefs, weights)
-                return ints[: len(variables)], sum(ints[len(variables):]), scale
-            ints, cap = capacity_row(coefs, row.cap, loose=row.loose, counts=weights)
-            return ints[: len(variables)], cap - sum(ints[len(variables):]), 1.0
+    def _fixed(self, table: _Table, lp: _Relaxed) -> tuple[list[int], list[int]]:
+        """Return each option's most and each class's fewest chosen groups in any plan of part e that may
+        match the incumbent (reduced-cost fixing: a plan loses its options' reduced-objective shortfall, and
+        each unchosen group its class's best, from the Lagrangian bound at the LP duals)."""
+        counts = table.count[table.owner]
+        if self.best is None or not math.isfinite(lp.bound):
+            return counts.tolist(), [0] * len(table.count)
+        reduced, best = self.parts.reduced_best(table, lp.lam, lp.mu)
+        best = np.maximum(best, 0.0)
+        value = self.best.value
+        gap = max(lp.bound - value + _TIE_RTOL * max(1.0, abs(value)) + _FIX_RTOL * max(1.0, abs(lp.bound)), 0.0)
+        loss = np.maximum(best[table.owner] - reduced, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            most = np.where(loss > 0, np.floor(gap / loss), np.inf)
+            unchosen = np.where(best > 0, np.floor(gap / best), np.inf)
+        upper = np.minimum(counts, most).astype(np.int64)
+        fewest = np.maximum(table.count - np.minimum(table.count, unchosen), 0).astype(np.int64)
+        return upper.tolist(), fewest.tolist()
 
-        for col, row in enumerate(parts.model.rows, start=1):
-            ints, room, _ = integer_terms(col, row)
-            if any(ints):
-                model.add(cp_model.LinearExpr.weighted_sum(variables, ints) <= room)
-            elif room < 0:
-                return True
-        obj_ints, obj_const, scale = integer_terms(0, None)
-        expr = cp_model.LinearExpr.weighted_sum(variables, obj_ints)
-        if self.best is not None:
-            slack = math.ceil(0.5 * (sum(weights) + 1)) + 1
-            model.add(expr >= math.floor(self.best.value * scale) - obj_const - slack)
-        model.maximize(expr)
+    def _solve_part(self, e: int, table: _Table, lp: _Relaxed) -> bool:
+        """Solve part e with a cutoff at the incumbent and reduced-cost fixing; False when the deadline stopped it."""
+        part = _PartModel.build(self.parts, e, table, self._fixed(table, lp))
+        if part is None:
+            return True
+        part.cut_off(self.best)
         solver = _new_solver(self.deadline - time.perf_counter())
-        status = solver.solve(model)
+        status = solver.solve(part.model)
         if status == cp_model.INFEASIBLE:
             return True
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             if status == cp_model.MODEL_INVALID:
                 raise RuntimeError(f"CP-SAT rejected the model: {solver.status_name(status)}")
             return False
-        values = [solver.value(z) for z in variables]
+        values = [solver.value(z) for z in part.variables]
         selection = _selection(table, values)
-        stage = _Stage(model, variables, values, weights, expr, solver.value(expr), table, layers)
-        found = _Solved(e, selection, self.value_of(selection, 0), stage)
+        stage = _Stage(part.model, part.variables, values, part.weights, part.objective,
+                       solver.value(part.objective), table, part.layers)
+        self._offer(_Solved(e, selection, self.value_of(selection, 0), stage))
         if status == cp_model.FEASIBLE:
-            self._offer(found)
-            self.bound[e] = min(self.bound[e], (solver.best_objective_bound + obj_const) / scale)
+            self.bound[e] = min(self.bound[e], (solver.best_objective_bound + part.constant) / part.scale)
             return False
-        self._offer(found)
         return True
 
     def _offer(self, found: _Solved) -> None:

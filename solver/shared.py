@@ -73,13 +73,15 @@ def _joined(problem: Problem, units: list[list[int]]) -> list[list[int]]:
     return list(components.values())
 
 
-def fold(problem: Problem) -> Folded:
-    """Return `problem` with its saved inputs folded into joined units (itself when no memory cap binds them).
+def fold(problem: Problem, *, memory_decides: bool = False) -> Folded:
+    """Return `problem` with its saved inputs folded into joined units; itself when memory decides nothing
+    (no memory cap, and not `memory_decides`, as for a frontier along memory).
 
     Raises ValueError when a joined unit would have more than MAX_COMBINATIONS options.
     """
     n = len(problem.candidates)
-    if problem.budget.memory_bytes is None or not any(c.saved_input for c in problem.candidates):
+    decides = memory_decides or problem.budget.memory_bytes is not None
+    if not decides or not any(c.saved_input for c in problem.candidates):
         return Folded(problem, [(i,) for i in range(n)])
     inputs = {i.key: i.memory_bytes for i in problem.saved_inputs}
     cands = problem.candidates
