@@ -3,6 +3,7 @@ peft configs; validate a plan by fine-tuning it (a job)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,7 @@ from app.planning import (
     problem_from_profile,
     with_memory,
 )
+from app.planning.exportable import Exportable, family_part, solve_exportable
 from app.planning.notes import plan_notes
 from app.planning.prepared import PreparedProblem
 from app.planning.profiles import load_profile
@@ -48,6 +50,9 @@ class PlanRequest(Strict):
     min_gain: float = Field(default=0.0, ge=0)
     gains: GainSpec | None = Field(default=None, description="With profile_id.")
     problem: Problem | None = Field(default=None, description="Instead of profile_id.")
+    exportable: Literal["peft"] | None = Field(
+        default=None, description='"peft": only candidates peft can export together (one peft config type); '
+        "the plan's source says what was left out and why.")
 
     @model_validator(mode="after")
     def _one_source(self) -> PlanRequest:
@@ -73,6 +78,8 @@ class PlanSource(BaseModel):
         default=False, description="An equal problem was solved before: its optimal plan is reused."
     )
     notes: list[str] = Field(default_factory=list, description="What the numbers do not say (why it is empty...).")
+    exportable: Exportable | None = Field(
+        default=None, description='With "exportable": the peft family kept to and what was left out.')
 
 
 class PlanOut(BaseModel):
@@ -103,7 +110,7 @@ def _prepare(ctx: Context, session: Session, body: PlanRequest) -> PreparedProbl
         source = {"budget": problem.budget.model_dump(exclude_none=True),
                   "gains": {"problem": len(problem.candidates)}}
         return _checked(ctx, problem, source, None)
-    key = (body.profile_id, body.model_dump_json(exclude={"profile_id", "problem"}))
+    key = (body.profile_id, body.model_dump_json(exclude={"profile_id", "problem", "exportable"}))
     cached = ctx.problems.get(key)
     if cached is not None:
         return cached
@@ -135,25 +142,46 @@ def _checked(
     return PreparedProblem.of(problem, source)
 
 
-def _solve(ctx: Context, problem: Problem) -> Plan:
-    """Solve within the service's time limit, at most `settings.max_concurrent_solves` at once; a request that
-    waits `settings.solve_wait_s` for a slot is a 503 with Retry-After."""
+@dataclass(frozen=True)
+class _Solved:
+    """A solved request as cached: its plan, notes and, when exportable, what the restriction left out."""
+
+    plan: Plan
+    notes: list[str]
+    exportable: Exportable | None
+
+
+def _solve(ctx: Context, prepared: PreparedProblem, exportable: str | None) -> _Solved:
+    """Solve (within one peft family when `exportable`) within the service's time limit, at most
+    `settings.max_concurrent_solves` at once; a request that waits `settings.solve_wait_s` for a slot is a 503
+    with Retry-After."""
+    problem, report, limit = prepared.problem(), None, ctx.settings.solve_max_time_s
     if not ctx.solves.acquire(timeout=ctx.settings.solve_wait_s):
         raise ApiError(503, f"{ctx.settings.max_concurrent_solves} solves are running (the limit); retry shortly",
                        headers={"Retry-After": "1"})
     try:
-        plan = solve(problem, max_time_s=ctx.settings.solve_max_time_s)
+        if exportable is None:
+            plan = solve(problem, max_time_s=limit)
+        else:
+            result = solve_exportable(problem, limit)
+            plan, problem, report = result.plan, result.problem, result.exportable
     except SolveTimeout as exc:
         raise ApiError(
-            503, f"no feasible plan found within {ctx.settings.solve_max_time_s} s: {exc}",
-            headers={"Retry-After": "1"},
+            503, f"no feasible plan found within {limit} s: {exc}", headers={"Retry-After": "1"},
         ) from exc
-    except ValueError as exc:
+    except ValueError as exc:  # PlanningError, or saved inputs joining too many groups
         raise ApiError(422, str(exc)) from exc
     finally:
         ctx.solves.release()
     ctx.metrics.solve.labels(plan.objective, plan.status).observe(plan.solve_ms / 1e3)
-    return plan
+    return _Solved(plan, plan_notes(problem, plan, dict(prepared.source["gains"])), report)
+
+
+def _solved_problem(prepared: PreparedProblem, exportable: Exportable | None) -> PreparedProblem:
+    """The problem a plan solved: the request's, or its peft family's part of it."""
+    if exportable is None:
+        return prepared
+    return PreparedProblem.of(family_part(prepared.problem(), exportable.family), prepared.source)
 
 
 @router.post(
@@ -177,20 +205,22 @@ def _create_plan(
 ) -> Response:
     def produce() -> Outcome:
         prepared = _prepare(ctx, session, body)
-        solved = ctx.solved.get(prepared.digest)
+        key = (prepared.digest, body.exportable)
+        solved = ctx.solved.get(key)
         reused = solved is not None
         if solved is None:
-            problem = prepared.problem()
-            plan = _solve(ctx, problem)
-            solved = plan, plan_notes(problem, plan, dict(prepared.source["gains"]))
-            if plan.status == "optimal":
-                ctx.solved.put(prepared.digest, solved)
-        plan, notes = solved
+            solved = _solve(ctx, prepared, body.exportable)
+            if solved.plan.status == "optimal":
+                ctx.solved.put(key, solved)
+        stored = _solved_problem(prepared, solved.exportable)
+        source = {**stored.source, "reused": reused, "notes": solved.notes}
+        if solved.exportable is not None:
+            source["exportable"] = solved.exportable.model_dump(mode="json")
+        plan = solved.plan
         if body.profile_id is not None:
             plan = with_memory(plan, load_profile(ctx, session, body.profile_id))
-        source = {**prepared.source, "reused": reused, "notes": notes}
         row = plans.add(
-            session, plan.model_dump(mode="json"), source, prepared.digest, prepared.json,
+            session, plan.model_dump(mode="json"), source, stored.digest, stored.json,
             body.profile_id,
         )
         return Outcome(201, plan_out(row), location=f"/v1/plans/{row.id}")

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from app.cli import CliError, describe, read_json
 from profiler.schema import Profile
 from solver import Plan, Problem, SolveTimeout, solve
+
+if TYPE_CHECKING:
+    from app.planning.exportable import Exportable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--objective", choices=["gain", "efficiency"], help="override the objective")
     p.add_argument("--min-gain", type=float, help="override min_gain")
     p.add_argument("--max-time", type=float, default=60.0, metavar="S", help="solver time limit in seconds (default 60)")
+    p.add_argument("--exportable", choices=["peft"],
+                   help="keep to candidates peft can export together (LoRA + norms, (IA)^3 + norms, LayerNorm "
+                   "tuning, or prompt tuning alone: the best of them) and say what was left out (default: every "
+                   "candidate); the JSON is then {\"plan\", \"exportable\"}")
     p.add_argument("--table", action="store_true", help="print a readable table instead of JSON")
     p.add_argument("--no-progress", action="store_true", help="hide the elapsed-time line of solves over a second")
     p.set_defaults(func=run)
@@ -72,8 +81,8 @@ def _problem(args: argparse.Namespace) -> tuple[Problem, Profile | None]:
     return problem, profile
 
 
-def table(plan: Plan, problem: Problem) -> str:
-    """Return the plan as an aligned text table with its totals."""
+def table(plan: Plan, problem: Problem, exportable: Exportable | None = None) -> str:
+    """Return the plan as an aligned text table with its totals (and, when exportable, what was left out)."""
     by_id = {c.id: c for c in problem.candidates}
     rows = [("candidate", "method", "layer", "gain", "params", "flops")]
     for cid in plan.selected:
@@ -83,8 +92,10 @@ def table(plan: Plan, problem: Problem) -> str:
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     eff = "-" if plan.efficiency is None else f"{plan.efficiency:.6g}"
+    lines.append("")
+    if exportable is not None:
+        lines.append(exportable.summary())
     lines += [
-        "",
         "(p, c: shares of the params and FLOPs budgets; M = gain / sqrt(p*c))",
         f"status {status_text(plan)}   objective {plan.objective}   selected {len(plan.selected)}",
         f"gain {plan.gain:.6g}   params {plan.params:,} (p={plan.p:.4f})   "
@@ -154,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     try:
         with elapsed_line(not args.no_progress):
-            plan = solve(problem, max_time_s=args.max_time)
+            plan, problem, exportable = _solve(problem, args)
     except SolveTimeout as exc:
         raise CliError(f"{exc} (--max-time {args.max_time:g})") from None
     except ValueError as exc:
@@ -163,5 +174,25 @@ def run(args: argparse.Namespace) -> int:
         from app.planning import with_memory
 
         plan = with_memory(plan, profile)
-    print(table(plan, problem) if args.table else plan.model_dump_json(indent=2))
+    if args.table:
+        print(table(plan, problem, exportable))
+    elif exportable is None:
+        print(plan.model_dump_json(indent=2))
+    else:
+        print(json.dumps({"plan": plan.model_dump(mode="json"), "exportable": exportable.model_dump(mode="json")},
+                         indent=2))
     return 1 if plan.status == "infeasible" else 0
+
+
+def _solve(problem: Problem, args: argparse.Namespace) -> tuple[Plan, Problem, Exportable | None]:
+    """The plan, the problem it solves (with --exportable, its peft family's part) and what was left out."""
+    if args.exportable is None:
+        return solve(problem, max_time_s=args.max_time), problem, None
+    from app.planning import PlanningError
+    from app.planning.exportable import solve_exportable
+
+    try:
+        solved = solve_exportable(problem, args.max_time)
+    except PlanningError as exc:
+        raise CliError(str(exc)) from None
+    return solved.plan, solved.problem, solved.exportable

@@ -54,8 +54,10 @@ def _digest(problem: Problem) -> str:
 
 
 def _rebuilt(profile: Any, plan: Plan, source: dict[str, Any] | None) -> tuple[Problem | None, str]:
-    """The plan's problem rebuilt from its profile and source budget, or None and why not."""
+    """The plan's problem rebuilt from its profile and source budget (an exportable plan's: its peft family's
+    part), or None and why not."""
     from app.planning import PlanningError, problem_from_profile
+    from app.planning.exportable import family_part
 
     if not source or "budget" not in source:
         return None, "a bare plan JSON records no budget: give --problem"
@@ -63,6 +65,8 @@ def _rebuilt(profile: Any, plan: Plan, source: dict[str, Any] | None) -> tuple[P
         problem = problem_from_profile(profile, source["budget"], plan.objective, None, source.get("min_gain", 0.0))
     except PlanningError as exc:
         return None, f"the profile does not rebuild the plan's problem ({exc}): give --problem"
+    if source.get("exportable"):
+        problem = family_part(problem, source["exportable"]["family"])
     if source.get("problem_sha256") not in (None, _digest(problem)):
         return None, ("the profile does not rebuild the problem this plan solved (its sha256 differs: gains given "
                       "with the plan request?): give --problem")

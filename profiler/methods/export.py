@@ -18,6 +18,9 @@
 * Bottleneck adapters and per-module BitFit have no peft config: they are listed in `unsupported`
   with the reason, and the plan's parameters they hold are missing from the export.
 
+`FAMILIES` names the methods each config type writes together, for plans that keep to one
+(`app.planning.exportable`, `--exportable peft`).
+
 Paths are relative to the model the plan was made for (the profiled `AutoModel`), which is the
 model to pass to `peft.get_peft_model`. peft itself is imported only to build config objects.
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,31 @@ REASONS = {
     "prompt_tuning": "peft cannot combine prompt tuning with other adapters in one model",
     "ia3": "peft cannot combine (IA)^3 with LoRA in one model (one config type per model); the LoRA part is exported",
 }
+
+
+@dataclass(frozen=True)
+class Family:
+    """Methods that one peft config type expresses together: `export_plan` writes any selection of them whole."""
+
+    peft_type: str
+    label: str
+    methods: frozenset[str]
+
+
+# peft applies one config type per model, so an exportable plan keeps to one family. Norm-affine tuning
+# rides along with LoRA and (IA)^3 as `modules_to_save`; prompt tuning goes alone; methods in no family
+# (bottleneck adapters, BitFit) are never exported, for their `reason`.
+FAMILIES = (
+    Family("LN_TUNING", "LayerNorm tuning", frozenset({"norm_affine"})),
+    Family("PROMPT_TUNING", "prompt tuning alone", frozenset({"prompt_tuning"})),
+    Family("LORA", "LoRA + norms", frozenset({"lora", "norm_affine"})),
+    Family("IA3", "(IA)^3 + norms", frozenset({"ia3", "norm_affine"})),
+)
+
+
+def reason(method: str) -> str:
+    """Why the export leaves out a candidate of `method` that it cannot write beside the rest."""
+    return REASONS.get(method, f"method {method!r} has no peft mapping")
 
 
 class Unsupported(BaseModel):
@@ -133,10 +162,10 @@ def export_plan(candidate_ids: list[str], token_dim: int | None = None) -> PeftE
     exported = set(out.exported)
     for ref in refs:
         if ref.id not in exported:
-            reason = REASONS.get(ref.method, f"method {ref.method!r} has no peft mapping")
+            why = reason(ref.method)
             if ref.method == "prompt_tuning" and len(by_method) == 1:
-                reason = "prompt tuning needs the model's embedding width (token_dim)"
-            out.unsupported.append(Unsupported(id=ref.id, reason=reason))
+                why = "prompt tuning needs the model's embedding width (token_dim)"
+            out.unsupported.append(Unsupported(id=ref.id, reason=why))
     return out
 
 

@@ -135,3 +135,42 @@ def test_an_equal_problem_reuses_the_optimal_plan(client: TestClient) -> None:
     second = client.post("/v1/plans", json={"problem": PROBLEM}).json()
     assert not first["source"]["reused"] and second["source"]["reused"]
     assert second["plan"] == first["plan"] and second["id"] != first["id"]
+
+
+def test_an_exportable_plan_keeps_to_one_peft_family_and_says_what_it_left_out(
+    client: TestClient, profile_id: str
+) -> None:
+    import hashlib
+
+    from profiler.methods.export import REASONS
+
+    body = {"profile_id": profile_id, "budget": {"params": 1000}}
+    everything = client.post("/v1/plans", json=body).json()
+    assert any(c.endswith(":bitfit") for c in everything["plan"]["selected"]) and everything["source"]["exportable"] is None
+    r = client.post("/v1/plans", json={**body, "exportable": "peft"})
+    assert r.status_code == 201, r.text
+    out = r.json()
+    plan, exportable = out["plan"], out["source"]["exportable"]
+    assert plan["status"] == "optimal" and plan["selected"] and all(":lora:" in c for c in plan["selected"])
+    assert plan["gain"] < everything["plan"]["gain"]
+    # the synthetic profile has 3 BitFit candidates of 32 parameters
+    assert exportable == {"target": "peft", "family": "LORA",
+                          "families": [{"family": "LORA", "methods": ["lora"], "status": "optimal",
+                                        "value": plan["gain"]}],
+                          "left_out": [{"methods": ["bitfit"], "count": 3, "params": 96, "reason": REASONS["bitfit"]}]}
+    assert client.get(f"/v1/plans/{out['id']}").json() == out  # stored and read back
+    assert client.get(f"/v1/plans/{out['id']}/peft-config").json()["complete"]
+    # the stored problem is the LoRA part the plan solved, under the hash its source names
+    problem = client.get(f"/v1/plans/{out['id']}/problem")
+    assert {c["method"] for c in problem.json()["candidates"]} == {"lora"}
+    assert hashlib.sha256(problem.content).hexdigest() == out["source"]["problem_sha256"]
+    again = client.post("/v1/plans", json={**body, "exportable": "peft"}).json()
+    assert again["source"]["reused"] and again["plan"] == plan and again["source"]["exportable"] == exportable
+
+
+def test_bad_exportable_requests_are_a_422_naming_the_field(client: TestClient, profile_id: str) -> None:
+    r = client.post("/v1/plans", json={"profile_id": profile_id, "budget": {"params": 1000}, "exportable": "pft"})
+    assert _is_problem(r, 422)["detail"].startswith("body.exportable: ")
+    bitfit_only = {**PROBLEM, "candidates": [PROBLEM["candidates"][2]]}
+    r = client.post("/v1/plans", json={"problem": bitfit_only, "exportable": "peft"})
+    assert _is_problem(r, 422)["detail"].startswith("exportable: peft can export none of the candidates: bitfit")

@@ -55,3 +55,40 @@ def test_a_latency_budget_caps_the_added_latency(tmp_path: Path, capsys: pytest.
     assert 0 < capped["latency_ms"] <= 1.0 and capped["gain"] < free["gain"]
     assert cli([*base, "--budget-latency", "0"]) == 2
     assert "latency_ms: Input should be greater than 0" in capsys.readouterr().err
+
+
+def test_exportable_plans_say_what_they_left_out_and_export_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    profile = tmp_path / "profile.json"
+    profile.write_text(synthetic_profile().model_dump_json())
+    args = ["plan", "--profile", str(profile), "--budget-params", "1000", "--no-progress"]
+    assert cli([*args, "--exportable", "peft", "--table"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-5] == ("exportable to peft as LoRA + norms; left out 3 bitfit candidates (96 parameters): peft "
+                         "trains biases only globally (bias='all' or 'lora_only'), not per module")
+    assert lines[-3].startswith("status optimal") and ":bitfit" not in "\n".join(lines)
+    assert cli([*args, "--exportable", "peft"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["exportable"]["family"] == "LORA" and out["exportable"]["left_out"][0]["count"] == 3
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(out))
+    pytest.importorskip("peft")
+    assert cli(["export", str(plan), "-o", str(tmp_path / "adapter")]) == 0  # nothing dropped: no --allow-partial
+    capsys.readouterr()
+    assert cli(args) == 0
+    plan.write_text(capsys.readouterr().out)
+    assert cli(["export", str(plan), "-o", str(tmp_path / "all")]) == 2  # the unrestricted plan has BitFit
+    assert "--exportable peft" in capsys.readouterr().err
+
+
+def test_bad_or_unmet_exportable_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "problem.json"
+    path.write_text(json.dumps({"candidates": [{"id": "a:bitfit", "method": "bitfit", "gain": 1.0, "params": 5,
+                                                "flops": 1.0}], "budget": {"params": 9, "flops": 9}}))
+    with pytest.raises(SystemExit) as exc:
+        cli(["plan", "--problem", str(path), "--exportable", "pft"])
+    assert exc.value.code == 2 and "--exportable: invalid choice: 'pft'" in capsys.readouterr().err
+    assert cli(["plan", "--problem", str(path), "--exportable", "peft", "--no-progress"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("peft-planner plan: error: exportable: peft can export none of the candidates: bitfit")

@@ -86,3 +86,16 @@ def test_bad_inputs_are_one_line_errors(api_plan, tmp_path: Path, capsys: pytest
     assert cli(["report", str(other), "-o", out]) == 2
     assert "invalid plan" in capsys.readouterr().err
     assert not Path(out).exists()
+
+
+def test_an_exportable_api_plan_and_its_profile_rebuild_its_familys_problem(
+    client: TestClient, profile_id: str, tmp_path: Path
+) -> None:
+    created = client.post("/v1/plans", json={"profile_id": profile_id, "budget": {"params": 600},
+                                             "exportable": "peft"}).json()
+    problem = client.get(f"/v1/plans/{created['id']}/problem").json()
+    (tmp_path / "api-plan.json").write_text(json.dumps(created))
+    (tmp_path / "profile.json").write_text(synthetic_profile().model_dump_json())
+    dom = _run(tmp_path, str(tmp_path / "api-plan.json"), "--profile", str(tmp_path / "profile.json"))
+    assert float(dom.bars["params"]["data-limit"]) == problem["budget"]["params"]  # the sha256 matched
+    assert sorted(c["data-id"] for c in dom.cells) == sorted(created["plan"]["selected"])

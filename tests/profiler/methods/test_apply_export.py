@@ -178,3 +178,26 @@ def test_ia3_export_saves_and_reloads(tmp_path) -> None:
     loaded = PeftConfig.from_pretrained(str(folder))
     assert loaded.feedforward_modules == export.configs[0]["feedforward_modules"]
     assert loaded.target_modules == set(export.configs[0]["target_modules"])
+
+
+# One candidate of each method on DEEP_BERT, for the families' check.
+ONE_OF = {"lora": lora(0, "attention.self.query", 4), "ia3": "encoder.layer.1.output.dense:ia3",
+          "norm_affine": "embeddings.LayerNorm:norm_affine", "prompt_tuning": "embeddings.word_embeddings:prompt_tuning:m10",
+          "bitfit": "encoder.layer.0.output.dense:bitfit", "adapter": "encoder.layer.0.output.dense:adapter:b8"}
+
+
+def test_families_are_exactly_what_the_export_writes_whole() -> None:
+    """FAMILIES (what exportable planning keeps to) agrees with export_plan: a selection of one family's methods
+    is written whole; two methods that share no family are not, and a method in no family never is."""
+    from itertools import combinations
+
+    from profiler.methods.export import FAMILIES
+
+    assert set(ONE_OF) == {m for f in FAMILIES for m in f.methods} | {"bitfit", "adapter"}
+    for family in FAMILIES:
+        assert export_plan([ONE_OF[m] for m in sorted(family.methods)], token_dim=H).complete, family
+    for a, b in combinations(sorted(ONE_OF), 2):
+        together = any({a, b} <= f.methods for f in FAMILIES)
+        assert export_plan([ONE_OF[a], ONE_OF[b]], token_dim=H).complete == together, (a, b)
+    for method in ("bitfit", "adapter"):
+        assert not export_plan([ONE_OF[method]], token_dim=H).complete
