@@ -23,16 +23,13 @@ import platform
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-from ortools.linear_solver import pywraplp
 
 from app.planning.problem import problem_from_profile
 from profiler.gains.prior import prior_gains
 from profiler.schema import Profile
-from solver import Problem, solve
-from solver.instance import Instance
+from solver import solve
+from solver.reference import highs_gain
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / "cache"
@@ -78,33 +75,6 @@ def gain_spec(profile: Profile, kind: str) -> dict:
     return {"candidates": {c.id: round(rng.uniform(0.1, 1.0), 6) for c in profile.candidates}, "use_profile": False}
 
 
-def highs_reference(problem: Problem, time_limit_s: float) -> tuple[float, str, float]:
-    """Return (seconds, status, gain) of the max-gain plan as one MIP solved by HiGHS with zero gap."""
-    inst = Instance.from_problem(problem)
-    start = time.perf_counter()
-    mip = pywraplp.Solver.CreateSolver("HIGHS")
-    mip.SetTimeLimit(int(time_limit_s * 1000))
-    mip.SetSolverSpecificParametersAsString("mip_rel_gap=0\nmip_abs_gap=0\noutput_flag=false\n")
-    x = [mip.BoolVar(f"x{i}") for i in range(inst.n)]
-    y = [mip.BoolVar(f"y{k}") for k in range(len(inst.layer_index))]
-    for k in range(1, len(y)):
-        mip.Add(y[k - 1] <= y[k])
-    for i, k in enumerate(inst.layer_pos):
-        if k is not None:
-            mip.Add(x[i] <= y[k])
-    for members in inst.groups.values():
-        mip.Add(sum(x[i] for i in members) <= 1)
-    b = problem.budget
-    mip.Add(sum(p * v for p, v in zip(inst.params, x, strict=True)) <= b.params)
-    mip.Add(sum(f * v for f, v in zip(inst.flops, x, strict=True))
-            + sum(f * v for f, v in zip(inst.layer_flops, y, strict=True)) <= b.flops)
-    mip.Maximize(sum(g * v for g, v in zip(inst.gain, x, strict=True)))
-    status = mip.Solve()
-    seconds = time.perf_counter() - start
-    name = {pywraplp.Solver.OPTIMAL: "optimal", pywraplp.Solver.FEASIBLE: "feasible"}.get(status, "none")
-    return seconds, name, mip.Objective().Value() if name != "none" else 0.0
-
-
 def run(models: list[str], budgets: tuple[str, ...], time_limit_s: float) -> list[dict]:
     """Return one result row per instance, printing each as it finishes."""
     rows = []
@@ -117,7 +87,7 @@ def run(models: list[str], budgets: tuple[str, ...], time_limit_s: float) -> lis
             for budget in budgets:
                 problem = problem_from_profile(profile, {"params": budget, "flops": "100%"}, "gain", gains)
                 plan = solve(problem, max_time_s=time_limit_s)
-                ref_s, ref_status, ref_gain = highs_reference(problem, time_limit_s)
+                ref_s, ref_status, ref_gain = highs_gain(problem, time_limit_s)
                 same = ref_status == "optimal" and abs(ref_gain - plan.gain) <= 1e-6 * max(1.0, ref_gain)
                 rows.append(_row(name, kind, "gain", budget, problem, plan, ref_s, ref_status, same))
                 if budget in EFFICIENCY_BUDGETS and plan.gain > 0:

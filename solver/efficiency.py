@@ -113,8 +113,8 @@ class _Search:
             if self.remaining() <= 0:
                 return None
             objective = self.g_form.plus(chord.scaled(-theta))
-            out = model.maximize(objective, time_limit_s=self.remaining(), hint=hint)
-            if out.status == "infeasible":
+            out = model.maximize(objective, time_limit_s=self.remaining(), hint=hint, floor=0.0)
+            if out.status in ("infeasible", "below_floor"):
                 return theta, split
             if out.status != "optimal":
                 return None
@@ -138,19 +138,19 @@ class _Search:
         order = sorted(allowed, key=lambda i: -(inst.efficiency(inst.singles[i]) or 0.0))
         chosen: list[int] = []
         groups: set[str] = set()
-        current = inst.totals([])
+        current, first, inputs = inst.totals([]), len(inst.layer_index), frozenset[int]()
         for i in order:
             group = inst.problem.candidates[i].group
             if group is not None and group in groups:
                 continue
-            trial = inst.totals([*chosen, i])
+            trial, reach, with_input = inst.extended(current, first, inputs, i)
             if not inst.fits(trial, min_gain=False):
                 continue
             if current.gain >= inst.problem.min_gain and chosen:
                 if (inst.efficiency(trial) or 0.0) <= (inst.efficiency(current) or 0.0):
                     continue
             chosen.append(i)
-            current = trial
+            current, first, inputs = trial, reach, with_input
             if group is not None:
                 groups.add(group)
         self.offer(chosen)

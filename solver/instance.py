@@ -138,13 +138,37 @@ class Instance:
         return 0.5 * (log_c - log_p)
 
     @cached_property
-    def singles(self) -> list[Totals]:
-        """Return each candidate's totals when chosen alone (its own costs, the layers it reaches, its saved input)."""
+    def layer_suffixes(self) -> tuple[list[float], list[float]]:
+        """Return (flops, memory) paid by a plan whose earliest layer position is k, for k = 0..K (K: none)."""
         n_layers = len(self.layer_index)
         suffix_flops, suffix_memory = [0.0] * (n_layers + 1), [0.0] * (n_layers + 1)
         for k in range(n_layers - 1, -1, -1):
             suffix_flops[k] = suffix_flops[k + 1] + self.layer_flops[k]
             suffix_memory[k] = suffix_memory[k + 1] + self.layer_memory[k]
+        return suffix_flops, suffix_memory
+
+    def extended(self, t: Totals, first: int, inputs: frozenset[int], i: int) -> tuple[Totals, int, frozenset[int]]:
+        """Return the totals of a selection with totals `t`, earliest layer position `first` (K: none) and saved
+        inputs `inputs`, once candidate i joins it, with its new earliest position and inputs (float sums in
+        order, so close to, not always equal to, `totals`)."""
+        suffix_flops, suffix_memory = self.layer_suffixes
+        k = len(self.layer_index) if self.layer_pos[i] is None else self.layer_pos[i]
+        reach = min(first, k)
+        saved = self.saved[i]
+        new_input = saved is not None and saved not in inputs
+        return Totals(
+            gain=t.gain + self.gain[i], params=t.params + self.params[i],
+            flops=t.flops + self.flops[i] + suffix_flops[reach] - suffix_flops[first],
+            latency_ms=t.latency_ms + self.latency[i],
+            memory_bytes=t.memory_bytes + self.memory[i] + suffix_memory[reach] - suffix_memory[first]
+            + (self.saved_memory[saved] if new_input else 0.0),
+        ), reach, inputs | {saved} if new_input else inputs
+
+    @cached_property
+    def singles(self) -> list[Totals]:
+        """Return each candidate's totals when chosen alone (its own costs, the layers it reaches, its saved input)."""
+        n_layers = len(self.layer_index)
+        suffix_flops, suffix_memory = self.layer_suffixes
         out = []
         for i in range(self.n):
             k = n_layers if self.layer_pos[i] is None else self.layer_pos[i]

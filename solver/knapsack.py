@@ -38,6 +38,8 @@ from solver.scaling import capacity_row, objective_terms
 
 # Relative slack of objective comparisons between parts (their integer scales differ).
 _TIE_RTOL = 1e-12
+# The part of the virtual incumbent that stands for `maximize(floor=...)`.
+_FLOOR = -2
 # Relative margin of reduced-cost fixing, for the float error of the bound it is computed from.
 _FIX_RTOL = 1e-9
 
@@ -66,7 +68,7 @@ class Form:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One maximization: status (optimal, feasible, infeasible, unknown), chosen candidates, the
+    """One maximization: status (optimal, feasible, infeasible, unknown, below_floor), chosen candidates, the
     objective's float value at them, and its proven upper bound."""
 
     status: str
@@ -121,6 +123,21 @@ class KnapsackModel:
         self.nonempty = nonempty
         self.rows = [_Row(form, cap, False) for form, cap in budget_forms(inst)]
 
+    @cached_property
+    def group_rows(self) -> list[list[int]]:
+        """Return the allowed candidates' groups, as lists of their positions in `allowed`."""
+        groups: dict[object, list[int]] = {}
+        for row, i in enumerate(self.allowed):
+            group = self.inst.problem.candidates[i].group
+            groups.setdefault(("g", group) if group is not None else ("c", i), []).append(row)
+        return list(groups.values())
+
+    @cached_property
+    def positions(self) -> list[int]:
+        """Return each allowed candidate's layer position (the number of layers when it has none)."""
+        n_layers = len(self.inst.layer_index)
+        return [n_layers if self.inst.layer_pos[i] is None else self.inst.layer_pos[i] for i in self.allowed]
+
     def clone(self) -> KnapsackModel:
         """Return a copy whose added rows do not reach this model."""
         other = copy.copy(self)
@@ -142,12 +159,15 @@ class KnapsackModel:
         time_limit_s: float,
         hint: list[int] | None = None,
         then_minimize: Form | None = None,
+        floor: float | None = None,
     ) -> Outcome:
         """Maximize `objective`; with `then_minimize`, break ties by the smaller second form.
 
         Returns the selection as candidate positions and the objective's float
         value at it; `bound` is proven (equal to the value when optimal). A
-        feasible `hint` is the first incumbent. Part optima are exact in
+        feasible `hint` is the first incumbent. With `floor`, only plans above it
+        are sought: status "below_floor" says no plan's objective exceeds it,
+        which prunes every part whose bound does not. Part optima are exact in
         integers scaled to 2**-40 of each part's objective magnitude.
         """
         forms = [objective, *(row.form for row in self.rows)]
@@ -155,6 +175,8 @@ class KnapsackModel:
             forms.append(then_minimize)
         parts = _Parts(self, forms)
         search = _Search(parts, time.perf_counter() + time_limit_s)
+        if floor is not None and then_minimize is None:
+            search.best = _Solved(_FLOOR, [], floor)
         if hint is not None and then_minimize is None:
             search.offer_hint(hint)
         return search.run()
@@ -194,22 +216,19 @@ class _Parts:
         # Layer terms paid from part e on: suffix[e, f] = sum of forms[f].y[e:].
         ys = np.array([f.y for f in forms], dtype=float).reshape(len(forms), n_layers).T
         self.suffix = np.vstack([np.cumsum(ys[::-1], axis=0)[::-1], np.zeros((1, len(forms)))])
-        groups: dict[object, list[int]] = {}
-        for row, i in enumerate(cand):
-            group = inst.problem.candidates[i].group
-            groups.setdefault(("g", group) if group is not None else ("c", i), []).append(row)
         self.cand, self.matrix = cand, matrix
-        pos = [n_layers if inst.layer_pos[i] is None else inst.layer_pos[i] for i in cand]
+        pos = model.positions
+        # Rows with equal coefficients in every form are one option; a group's signature is its set of options.
+        option_of = np.unique(matrix, axis=0, return_inverse=True)[1].reshape(-1).tolist() if cand else []
         by_signature: dict[tuple, list[tuple[int, list[int]]]] = {}
         self.mixed: list[list[tuple[int, int]]] = []
-        for rows in groups.values():
-            positions = {pos[r] for r in rows}
-            if len(positions) > 1:
+        for rows in model.group_rows:
+            if len({pos[r] for r in rows}) > 1:
                 self.mixed.append([(pos[r], r) for r in rows])
                 continue
-            first: dict[bytes, int] = {}
+            first: dict[int, int] = {}
             for r in rows:
-                first.setdefault(matrix[r].tobytes(), r)
+                first.setdefault(option_of[r], r)
             signature = tuple(sorted(first))
             by_signature.setdefault(signature, []).append((pos[rows[0]], [first[s] for s in signature]))
         # One entry per signature: its option rows, and its groups sorted by position.
@@ -224,27 +243,40 @@ class _Parts:
                 )
             )
         # counts[e, s]: groups of signature s in part e (at position >= e); at_counts: those at e < K.
-        self.counts = np.zeros((n_layers + 1, len(self.signatures)), dtype=np.int64)
+        hist = np.zeros((n_layers + 1, len(self.signatures)), dtype=np.int64)
+        if self.signatures:
+            positions = np.concatenate([p for _, p, _ in self.signatures])
+            owners = np.repeat(np.arange(len(self.signatures)), [len(p) for _, p, _ in self.signatures])
+            np.add.at(hist, (positions, owners), 1)
+        self.counts = np.cumsum(hist[::-1], axis=0)[::-1]
         self.at_counts = np.zeros_like(self.counts)
-        for s, (_, positions, _) in enumerate(self.signatures):
-            hist = np.bincount(positions, minlength=n_layers + 1)
-            self.counts[:, s] = np.cumsum(hist[::-1])[::-1]
-            self.at_counts[:n_layers, s] = hist[:n_layers]
+        self.at_counts[:n_layers] = hist[:n_layers]
         self.n_options = np.array([len(opt) for opt, _, _ in self.signatures], dtype=np.int64)
         if self.signatures:
-            self.owner = np.concatenate([np.full(len(opt), s) for s, (opt, _, _) in enumerate(self.signatures)])
+            self.owner = np.repeat(np.arange(len(self.signatures)), self.n_options)
             self.options = np.vstack([opt for opt, _, _ in self.signatures])
-            self.starts = np.concatenate([[0], np.cumsum([len(opt) for opt, _, _ in self.signatures])[:-1]]).astype(np.int64)
+            self.starts = (np.cumsum(self.n_options) - self.n_options).astype(np.int64)
         else:
             self.options = np.zeros((0, len(forms)))
             self.starts = np.zeros(0, dtype=np.int64)
         self.n_rows = len(model.rows)
+        # mixed_at[e]: some group spanning several layers has an option at layer e.
+        self.mixed_at = np.zeros(n_layers, dtype=bool)
+        for members in self.mixed:
+            for p, _ in members:
+                if p < n_layers:
+                    self.mixed_at[p] = True
         # A part e < K needs a candidate at layer e; part K is the empty plan's, unless plans must be non-empty.
         self.empty = np.ones(n_layers + 1, dtype=bool)
         for r in range(len(cand)):
             self.empty[pos[r]] = False
         if not model.nonempty:
             self.empty[n_layers] = False
+        # A part whose least possible value of some row exceeds its cap has no plan (min_gain rules out the
+        # parts that start too high): found here instead of by one infeasible LP per part and maximization.
+        floors = self.row_floors()
+        margin = _FIX_RTOL * np.maximum(1.0, np.maximum(np.abs(floors), np.abs(self.caps)[None, :]))
+        self.empty |= np.any(floors > self.caps[None, :] + margin, axis=1)
 
     def bounds(self, lam: np.ndarray) -> np.ndarray:
         """Return each part's Lagrangian upper bound on the objective at row multipliers `lam` >= 0."""
@@ -253,12 +285,32 @@ class _Parts:
         out[self.empty] = -math.inf
         if self.signatures:
             reduced = self.options[:, 0] - self.options[:, rows] @ lam
-            best = np.maximum(np.maximum.reduceat(reduced, self.starts), 0.0)
-            out = out + self.counts @ best
+            best = np.maximum.reduceat(reduced, self.starts)
+            out = out + self.counts @ np.maximum(best, 0.0)
+            # Part e < K takes an option at layer e: when none there has a positive reduced objective, the
+            # best of them is paid (the optimal multiplier of that requirement, found in closed form).
+            at_best = np.where(self.at_counts[: self.n_layers] > 0, best[None, :], -math.inf).max(axis=1)
+            out[: self.n_layers] += np.where(self.mixed_at, 0.0, np.minimum(at_best, 0.0))
         for members in self.mixed:
             for e in range(self.n_layers + 1):
                 values = [self.matrix[r, 0] - self.matrix[r, rows] @ lam for p, r in members if p >= e]
                 out[e] += max([0.0, *values])
+        return out
+
+    def row_floors(self) -> np.ndarray:
+        """Return [part, row]: the least value each row can take over the part's plans (a relaxation)."""
+        rows = slice(1, 1 + self.n_rows)
+        out = self.suffix[:, rows].copy()
+        if self.signatures:
+            least = np.minimum.reduceat(self.options[:, rows], self.starts, axis=0)
+            out += self.counts @ np.minimum(least, 0.0)
+            at_least = np.where((self.at_counts[: self.n_layers] > 0)[:, :, None], least[None, :, :], math.inf).min(axis=1)
+            out[: self.n_layers] += np.where(self.mixed_at[:, None], 0.0, np.maximum(at_least, 0.0))
+        for members in self.mixed:
+            for e in range(self.n_layers + 1):
+                coefs = [self.matrix[r, rows] for p, r in members if p >= e]
+                if coefs:
+                    out[e] += np.minimum(np.min(coefs, axis=0), 0.0)
         return out
 
     @cached_property
@@ -469,9 +521,11 @@ class _Search:
         return math.fsum([*(form.x[i] for i in selection), *(form.y[k] for k in paid)])
 
     def offer_hint(self, hint: list[int]) -> None:
-        """Take `hint` as the incumbent when it is a feasible plan of the model."""
+        """Take `hint` as the incumbent when it is a feasible plan of the model that beats the current one."""
         if self._feasible(hint):
-            self.best = _Solved(-1, sorted(hint), self.value_of(hint, 0))
+            value = self.value_of(hint, 0)
+            if self.best is None or value > self.best.value:
+                self.best = _Solved(-1, sorted(hint), value)
 
     def _feasible(self, selection: list[int]) -> bool:
         """True when `selection` is a plan of the model: allowed, one per group, every row within its cap."""
@@ -612,7 +666,7 @@ class _Search:
     def _unfinished(self, open_parts: set[int]) -> Outcome:
         """Return the outcome when the deadline stopped the search: the incumbent and a proven bound."""
         bound = max(float(self.bound[e]) for e in open_parts)
-        if self.best is None:
+        if self.best is None or self.best.e == _FLOOR:
             return Outcome("unknown", [], None, bound)
         return Outcome("feasible", self.best.selection, self.best.value, max(bound, self.best.value))
 
@@ -620,6 +674,8 @@ class _Search:
         """Return the proven optimum; with a second form, the tied plan that minimizes it."""
         if self.best is None:
             return Outcome("infeasible", [], None, None)
+        if self.best.e == _FLOOR:
+            return Outcome("below_floor", [], None, self.best.value)
         chosen = self.best
         if self.second:
             scored = []
