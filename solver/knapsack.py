@@ -14,7 +14,7 @@ of all parts at its time limit).
 Parts are solved best bound first. A part's bound is Lagrangian: for any
 multipliers lambda >= 0 of the rows, lambda . caps + sum over groups of
 max(0, best option's objective - lambda . its row coefficients) bounds it;
-the multipliers come from the LP duals (HiGHS through scipy) of the part
+the multipliers come from the LP duals (HiGHS) of the part
 taken, which also bound every other part. The search stops when no part left can beat the
 incumbent; ties on the objective go to the smaller `then_minimize`.
 """
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
+import highspy
 import numpy as np
+from highspy._core import _Highs  # the bare solver: highspy.Highs adds callbacks and prints a banner on stdout
 from ortools.sat.python import cp_model
-from scipy import sparse
-from scipy.optimize import linprog
 
 from solver.instance import Instance
 from solver.scaling import capacity_row, objective_terms
@@ -372,29 +372,43 @@ class _Parts:
         if n == 0:
             fits = not needs_at and bool(np.all(self.suffix[e, rows] <= self.caps))
             return _Relaxed(np.zeros(self.n_rows), 0.0, float(self.suffix[e, 0]), np.zeros(0)) if fits else None
-        multi = np.nonzero(np.bincount(table.owner, minlength=len(table.count)) > 1)[0]
-        group_rows = sparse.csr_matrix(
-            (np.ones(n), (table.owner, np.arange(n))), shape=(len(table.count), n)
-        )[multi]
-        blocks = [sparse.csr_matrix(table.options[:, rows].T), group_rows]
-        b = [self.caps - self.suffix[e, rows], table.count[multi].astype(float)]
+        # Rows: the budget rows, one per class of several options (their counts sum to at most its groups),
+        # and for part e < K the layer-e option row (-sum of its counts <= -1); built column by column.
+        n_classes = len(table.count)
+        multi = np.bincount(table.owner, minlength=n_classes) > 1
+        class_row = np.cumsum(multi) - 1 + self.n_rows
+        at_row = self.n_rows + int(multi.sum())
+        coefs = table.options[:, rows]
+        in_class = multi[table.owner]
+        at = table.at if needs_at else np.zeros(n, dtype=bool)
+        per_column = self.n_rows + in_class.astype(np.int64) + at.astype(np.int64)
+        start = np.concatenate([[0], np.cumsum(per_column)]).astype(np.int32)
+        index = np.empty(int(start[-1]), dtype=np.int32)
+        value = np.empty(int(start[-1]))
+        budget = start[:-1, None] + np.arange(self.n_rows)[None, :]
+        index[budget.reshape(-1)] = np.tile(np.arange(self.n_rows, dtype=np.int32), n)
+        value[budget.reshape(-1)] = coefs.reshape(-1)
+        after = start[:-1] + self.n_rows
+        index[after[in_class]] = class_row[table.owner[in_class]]
+        value[after[in_class]] = 1.0
+        last = after + in_class
+        index[last[at]] = at_row
+        value[last[at]] = -1.0
+        upper = [self.caps - self.suffix[e, rows], table.count[multi].astype(float)]
         if needs_at:
-            blocks.append(sparse.csr_matrix(-table.at.astype(float)[None, :]))
-            b.append(np.array([-1.0]))
-        res = linprog(
-            -table.options[:, 0], A_ub=sparse.vstack(blocks, format="csr"), b_ub=np.concatenate(b),
-            bounds=np.column_stack([np.zeros(n), table.count[table.owner]]), method="highs",
-        )
-        if res.status == 2:
+            upper.append(np.array([-1.0]))
+        res = _solve_lp(-table.options[:, 0], table.count[table.owner].astype(float), np.concatenate(upper),
+                        start, index, value)
+        if res is None:
             return None
-        if res.status != 0:
+        if not res.optimal:
             return _Relaxed(np.zeros(self.n_rows), 0.0, math.inf, np.zeros(n))
-        duals = np.maximum(-res.ineqlin.marginals, 0.0)
+        duals = np.maximum(-res.row_dual, 0.0)
         lam = duals[: self.n_rows]
         mu = float(duals[-1]) if needs_at else 0.0
         best = np.maximum(self.reduced_best(table, lam, mu)[1], 0.0)
         bound = self.suffix[e, 0] + float((self.caps - self.suffix[e, rows]) @ lam) - mu + float(table.count @ best)
-        return _Relaxed(lam, mu, bound, np.asarray(res.x))
+        return _Relaxed(lam, mu, bound, res.x)
 
     def reduced_best(self, table: _Table, lam: np.ndarray, mu: float) -> tuple[np.ndarray, np.ndarray]:
         """Return each option's Lagrangian reduced objective at (lam, mu) and each class's best (or -inf)."""
@@ -718,6 +732,36 @@ def _selection(table: _Table, values: list[int]) -> list[int]:
         dealt[c] += v
         option[c] += 1
     return sorted(out)
+
+
+@dataclass(frozen=True)
+class _LpResult:
+    """An LP solved by HiGHS: proven optimal or not, the row duals and the column values."""
+
+    optimal: bool
+    row_dual: np.ndarray
+    x: np.ndarray
+
+
+def _solve_lp(cost: np.ndarray, col_upper: np.ndarray, row_upper: np.ndarray, start: np.ndarray,
+              index: np.ndarray, value: np.ndarray) -> _LpResult | None:
+    """Minimize cost . x over 0 <= x <= col_upper, A x <= row_upper (A column-wise); None when infeasible."""
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = len(cost), len(row_upper)
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, np.zeros(len(cost)), col_upper
+    lp.row_lower_, lp.row_upper_ = np.full(len(row_upper), -highspy.kHighsInf), row_upper
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = start, index, value
+    h = _Highs()
+    h.setOptionValue("output_flag", False)
+    h.passModel(lp)
+    h.run()
+    status = h.getModelStatus()
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return None
+    solution = h.getSolution()
+    return _LpResult(status == highspy.HighsModelStatus.kOptimal, np.asarray(solution.row_dual),
+                     np.asarray(solution.col_value))
 
 
 def _new_solver(time_limit_s: float) -> cp_model.CpSolver:
