@@ -139,7 +139,8 @@ class KnapsackModel:
         return [n_layers if self.inst.layer_pos[i] is None else self.inst.layer_pos[i] for i in self.allowed]
 
     def clone(self) -> KnapsackModel:
-        """Return a copy whose added rows do not reach this model."""
+        """Return a copy whose added rows do not reach this model (it shares the groups and positions)."""
+        _ = self.group_rows, self.positions
         other = copy.copy(self)
         other.rows = list(self.rows)
         return other
