@@ -65,6 +65,7 @@ def _peft_trainable(model, configs: list[dict]) -> int:
     return sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "objective"), [("prior", "gain"), ("prior", "efficiency"),
                                                ("ia3 first", "efficiency"), ("prompt first", "gain")])
 def test_the_plan_exports_whole_and_peft_trains_its_count(minilm_profile, minilm, name: str, objective: str) -> None:
@@ -81,6 +82,7 @@ def test_the_plan_exports_whole_and_peft_trains_its_count(minilm_profile, minilm
     assert _peft_trainable(minilm, export.configs) == plan.params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["gain", "efficiency"])
 @pytest.mark.parametrize("name", list(GAINS))
 def test_the_plan_is_the_best_of_each_familys_own_solve(minilm_profile, name: str, objective: str) -> None:
@@ -99,6 +101,7 @@ def test_the_plan_is_the_best_of_each_familys_own_solve(minilm_profile, name: st
     assert plan.bound == pytest.approx(best, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_left_out_lists_what_no_family_holds_and_the_families_that_lost(minilm_profile) -> None:
     problem = problem_from_profile(minilm_profile, {"params": "0.2%"})
     solved = solve_exportable(problem, max_time_s=60)
