@@ -1,7 +1,9 @@
 """Quality benchmark: the planner's plans against fixed PEFT recipes on a real task, at equal budget and steps.
 
-    python benchmarks/quality.py [--quick] [--seeds 3] [--steps 80] [--threads 2] [--recipes ...] \
+    python -m benchmarks.quality [--quick] [--seeds 3] [--steps 80] [--threads 2] [--recipes ...] \
         [--sources activation,gradient-l1] [--probes 2]
+
+(as a module from the repository root: run as a script, benchmarks/cuda.py shadows the `cuda` package torch imports)
 
 Task: all-MiniLM-L6-v2 (pretrained, offline) + mean pooling + linear head on Rotten Tomatoes
 fresh/rotten snippets (4,000 train). Gains: head-only baseline, gradient proxy on every candidate,
@@ -391,7 +393,8 @@ def _cell(s: dict[str, Any]) -> str:
 def markdown(results: dict[str, Any]) -> str:
     cfg, gains = results["config"], results["gains"]
     names = list(dict.fromkeys(n for row in results["budgets"].values() for n in row if n != "params_budget"))
-    intro = (f"`python benchmarks/quality.py{' --quick' if cfg['quick'] else ''}` on {cfg['threads']} CPU threads "
+    flags = (" --quick" if cfg["quick"] else "") + (f" --probes {cfg['probes']}" if cfg.get("probes") else "")
+    intro = (f"`python -m benchmarks.quality{flags}` on {cfg['threads']} CPU threads "
              f"({results['wall_s'] / 60:.1f} min): all-MiniLM-L6-v2 ({cfg['encoder_params']:,} params, pretrained) "
              f"+ mean pooling + linear head on Rotten Tomatoes (4,000 train / {cfg['validation']} validation "
              f"snippets, {cfg['seq_len']} tokens), {cfg['steps']} steps at batch {cfg['batch']} for every recipe, "
