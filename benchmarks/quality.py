@@ -193,11 +193,16 @@ def source_rankings(gained: Profile, report: GainReport) -> dict[str, Any]:
     ids = [c.id for c in gained.candidates]
     raw = {c.id: c.gain_details["raw_score"] for c in gained.candidates}
     gain = {c.id: c.gain for c in gained.candidates}
+    return rankings_of(report, lambda r: sum(raw[c] for c in bundle_ids(r, ids)),
+                       lambda r: sum(gain[c] for c in bundle_ids(r, ids)))
 
+
+def rankings_of(report: GainReport, raw_of: Callable[[ProbeRow], float],
+                gain_of: Callable[[ProbeRow], float]) -> dict[str, Any]:
+    """Spearman of each probe row's summed raw score and gain (`raw_of`, `gain_of`) against its accuracy points and
+    loss decrease, per method (>= 3 rows) over bundles and singles, and across methods over the bundles."""
     def table(rows: list[ProbeRow]) -> dict[str, Any]:
-        members = [bundle_ids(r, ids) for r in rows]
-        r_raw = [sum(raw[c] for c in m) for m in members]
-        r_gain = [sum(gain[c] for c in m) for m in members]
+        r_raw, r_gain = [raw_of(r) for r in rows], [gain_of(r) for r in rows]
         points, loss = [r.points for r in rows], [r.val_loss_decrease for r in rows]
         return {"probes": len(rows), "raw_vs_points": spearman(r_raw, points), "raw_vs_loss": spearman(r_raw, loss),
                 "gain_vs_points": spearman(r_gain, points), "gain_vs_loss": spearman(r_gain, loss)}
@@ -252,13 +257,17 @@ def main(argv: list[str] | None = None) -> int:
                         f"separated (default all: {','.join(CHEAP)}; '' for none)")
     parser.add_argument("--probes", type=int, default=0, help="also plan each source scaled by this many method-bundle "
                         "probes (default 0: the prior's scale only)")
+    parser.add_argument("--probes-from", metavar="JSON", help="rank the --sources against the gradient source's probes "
+                        "stored in this results file (a quality.json of the same --steps, --batch and --seq-len) "
+                        "and train nothing; writes quality-sources.{json,md}")
     parser.add_argument("--out", help="results path without suffix (default benchmarks/results/quality, "
                         "quality-quick with --quick)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.steps, args.validation, args.singles = 1, 30, 500, 0
         args.recipes = "planner (gain),uniform LoRA q,v,BitFit only,EVA q,v (peft),all-linear LoRA (peft),GoRA-style LoRA q,v"
-    args.out = args.out or str(RESULTS / ("quality-quick" if args.quick else "quality"))
+    args.out = args.out or str(RESULTS / ("quality-sources" if args.probes_from else
+                                          "quality-quick" if args.quick else "quality"))
     wanted = _recipe_list(args.recipes)
     sources = _source_list(args.sources)
     variants = [(s, 0) for s in sources] + ([(s, args.probes) for s in sources] if args.probes else [])
@@ -269,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     profile = profile_task(args.seq_len)
     log(f"profiled {len(profile.candidates)} candidates in {profile.timings.measure_s + profile.timings.prepare_s:.1f} s")
     config = TrainConfig(steps=args.steps, batch_size=args.batch, seed=0)
+    if args.probes_from:
+        return rank_sources(args, task, profile, config, sources, started)
     profile, report = estimate_gains(task, profile, config, singles={"lora": args.singles}, progress=log)
     gains = report.model_dump(mode="json")
     layers = profile.model.num_layers
@@ -287,8 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         results["sources"][name] = {"cost": cost.model_dump(mode="json"),
                                     "rankings": source_rankings(gained[name], report)}
         log(f"{name}: {cost.wall_s:.1f} s, cost_share {cost.cost_share:.3f}")
-    results["sources"]["gradient"] = {"cost": {"wall_s": report.gradient_s + report.probe_s},
-                                      "rankings": source_rankings(profile, report)}
+    results["sources"]["gradient"] = gradient_entry(report)
     importance = {c.site: c.gain_details["importance"] for c in gained.get(plan_name("gradient-importance", 0),
                                                                               profile).candidates
                   if c.method == "lora" and "importance" in c.gain_details}
@@ -359,6 +369,45 @@ def main(argv: list[str] | None = None) -> int:
         log(f"full: {results['full fine-tuning']['accuracy_mean']:.2f}")
     results["wall_s"] = time.perf_counter() - started
     write(results, Path(args.out))
+    log(f"done in {results['wall_s']:.0f} s")
+    return 0
+
+
+def gradient_entry(report: GainReport) -> dict[str, Any]:
+    """The gradient source's wall time (proxy and probes) and Spearman, from its report's own summed scores."""
+    return {"cost": {"wall_s": report.gradient_s + report.probe_s},
+            "rankings": rankings_of(report, lambda r: r.score, lambda r: r.calibrated)}
+
+
+def rank_sources(args: argparse.Namespace, task: Task, profile: Profile, config: TrainConfig, sources: list[str],
+                 started: float) -> int:
+    """--probes-from: each source's cost and Spearman against the stored probes; nothing trains."""
+    stored = json.loads(Path(args.probes_from).read_text())
+    report = GainReport.model_validate(stored["gains"])
+    shape = {k: stored["config"][k] for k in ("steps", "batch", "seq_len")}
+    if shape != {"steps": args.steps, "batch": args.batch, "seq_len": args.seq_len}:
+        raise SystemExit(f"--probes-from: its probes ran with {shape}; pass the same --steps, --batch, --seq-len")
+    results: dict[str, Any] = {"config": {**vars(args), "encoder_params": task.encoder_params,
+                                          "candidates": len(profile.candidates)}, "sources": {}}
+    for source in sources:
+        gained, _ = fill_gains(profile, source, task if SOURCES[source].needs_task else None, config, progress=log)
+        assert gained.gain_cost is not None
+        results["sources"][source] = {"cost": gained.gain_cost.model_dump(mode="json"),
+                                      "rankings": source_rankings(gained, report)}
+        log(f"{source}: {gained.gain_cost.wall_s:.1f} s, cost_share {gained.gain_cost.cost_share:.3f}")
+    results["sources"]["gradient"] = gradient_entry(report)
+    results["wall_s"] = time.perf_counter() - started
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    cfg = results["config"]
+    intro = (f"`python -m benchmarks.quality --probes-from {args.probes_from}` ({results['wall_s'] / 60:.1f} min, "
+             f"{cfg['threads']} CPU threads): the cheap sources on all-MiniLM-L6-v2 and Rotten Tomatoes "
+             f"({cfg['seq_len']} tokens), their cost against one {cfg['steps']}-step x {cfg['batch']} run, ranked "
+             f"against the {len(report.bundles)} role bundles and {len(report.probes)} single candidates that file's "
+             "gradient source probed; nothing trained.")
+    out.with_suffix(".md").write_text("\n".join(["## Gain sources against stored probes", "", intro,
+                                                 *sources_markdown(results), ""]))
     log(f"done in {results['wall_s']:.0f} s")
     return 0
 
@@ -468,7 +517,7 @@ def sources_markdown(results: dict[str, Any]) -> list[str]:
              "points / loss | per method, raw vs points / loss |", "|---|---|---|---|---|---|---|"]
     for name, entry in results["sources"].items():
         cost, ranks = entry["cost"], entry["rankings"]
-        runs = [row[name]["seconds_mean"] for row in results["budgets"].values() if name in row]
+        runs = [row[name]["seconds_mean"] for row in results.get("budgets", {}).values() if name in row]
         wall = f"{cost['wall_s'] / statistics.fmean(runs):.2f}" if runs else "n/a"
         share = f"{cost['cost_share']:.3f}" if "cost_share" in cost else "n/a"
         a = ranks["across"]
