@@ -1,6 +1,9 @@
 """Quality benchmark: the planner's plans against fixed PEFT recipes on a real task, at equal budget and steps.
 
-    python benchmarks/quality.py [--quick] [--seeds 3] [--steps 80] [--threads 2]
+    python -m benchmarks.quality [--quick] [--seeds 3] [--steps 80] [--threads 2] [--recipes ...] \
+        [--sources activation,gradient-l1] [--probes 2]
+
+(as a module from the repository root: run as a script, benchmarks/cuda.py shadows the `cuda` package torch imports)
 
 Task: all-MiniLM-L6-v2 (pretrained, offline) + mean pooling + linear head on Rotten Tomatoes
 fresh/rotten snippets (4,000 train). Gains: head-only baseline, gradient proxy on every candidate,
@@ -8,8 +11,16 @@ role bundles probed and calibrated (`profiler.gains.calibrate`), a few single-ca
 report how the proxy ranks single candidates. Then at three parameter budgets (0.05 %,
 0.2 %, 1 % of the encoder) every recipe trains for the same steps over the same seeds: planner
 (gain objective; efficiency objective with min_gain), uniform LoRA on query/value, BitFit only,
-norm-affine only, LoRA on the top layers, AdaLoRA (peft), plus head only and full fine-tuning.
-Writes benchmarks/results/quality.json, quality.md (a docs/benchmarks.md section) and quality.png.
+norm-affine only, LoRA on the top layers, AdaLoRA (peft), EVA (peft: `EvaConfig` +
+`initialize_lora_eva_weights` on query/value, the same sum of ranks as uniform LoRA q,v, default rho),
+all-linear LoRA (peft `target_modules="all-linear"`, the largest rank within the budget, rank 1 when
+even that is over it: the table shows its params), a GoRA-style allocation (uniform LoRA q,v's sum of
+ranks split over the same modules by mean |W*G|), plus head only and full fine-tuning; and the plan
+of every cheap gain source in `--sources` (`profiler.gains.registry`, scaled by the prior; with
+`--probes N` also by N method-bundle probes). Each source's Spearman against the gradient source's
+probes (role bundles and single candidates, per method and across methods), its wall time and its
+cost_share are reported. Writes benchmarks/results/quality.json, quality.md (a docs/benchmarks.md
+section) and quality.png.
 """
 
 from __future__ import annotations
@@ -29,8 +40,12 @@ import torch
 
 from app.planning import problem_from_profile
 from profiler import ModelSpec, ProfileOptions, profile_model
-from profiler.gains.gradient import estimate_gains
+from profiler.candidates import parse_id
+from profiler.gains.calibrate import role_of
+from profiler.gains.gradient import GainReport, ProbeRow, estimate_gains, spearman
 from profiler.gains.probe import train_full, train_plan
+from profiler.gains.proxy import draw
+from profiler.gains.registry import SOURCES, fill_gains
 from profiler.schema import Profile
 from profiler.training.finetune import TrainConfig, TrainResult, finetune
 from profiler.training.task import Task, builtin_task, minilm_path
@@ -39,8 +54,12 @@ from solver import solve
 RESULTS = Path(__file__).parent / "results"
 BUDGETS = {"0.05%": 0.0005, "0.2%": 0.002, "1%": 0.01}
 QV = ("attention.self.query", "attention.self.value")
-RECIPES = ["planner (gain)", "uniform LoRA q,v", "BitFit only", "planner (efficiency)", "LoRA top layers q,v",
-           "norm-affine only", "AdaLoRA q,v", "full fine-tuning"]
+RECIPES = ["planner (gain)", "uniform LoRA q,v", "BitFit only", "EVA q,v (peft)", "all-linear LoRA (peft)",
+           "GoRA-style LoRA q,v", "planner (efficiency)", "LoRA top layers q,v", "norm-affine only", "AdaLoRA q,v",
+           "full fine-tuning"]
+BASELINES = ("uniform LoRA q,v", "BitFit only", "EVA q,v (peft)", "all-linear LoRA (peft)", "GoRA-style LoRA q,v")
+CHEAP = ["activation", "gradient-importance", "gradient-l1", "weight-condition"]
+EVA_BATCHES = 16  # batches peft's incremental SVD may cycle through until its components converge
 EFFICIENCY_MIN_GAIN = 0.8  # efficiency plans must reach this share of the gain plan's summed gain
 
 
@@ -68,6 +87,19 @@ def _recipe_list(text: str) -> list[str]:
     if not chosen:
         raise SystemExit(f"--recipes: none of {RECIPES}")
     return chosen
+
+
+def _source_list(text: str) -> list[str]:
+    chosen = [s for s in text.split(",") if s]
+    unknown = [s for s in chosen if s not in CHEAP]
+    if unknown:
+        raise SystemExit(f"--sources: unknown {unknown}; cheap sources: {', '.join(CHEAP)}")
+    return chosen
+
+
+def plan_name(source: str, probes: int) -> str:
+    """The recipe name of a cheap source's gain plan."""
+    return f"plan: {source}" + (f" +{probes} probes" if probes else "")
 
 
 def uniform_rank(task_params: dict[str, int], modules: list[str], budget: float) -> int:
@@ -104,6 +136,84 @@ def plan_ids(profile: Profile, budget: float, objective: str, min_gain: float = 
     if plan.status == "infeasible":
         return [], 0.0
     return list(plan.selected), plan.gain
+
+
+def apportion(total: int, weights: dict[str, float]) -> dict[str, int]:
+    """`total` split in proportion to `weights` (largest remainders; ties by name): integers summing to `total`."""
+    whole = sum(weights.values())
+    if whole <= 0:
+        return {k: total // len(weights) + (i < total % len(weights)) for i, k in enumerate(sorted(weights))}
+    quotas = {k: total * w / whole for k, w in weights.items()}
+    out = {k: int(q) for k, q in quotas.items()}
+    for k in sorted(quotas, key=lambda k: (out[k] - quotas[k], k))[: total - sum(out.values())]:
+        out[k] += 1
+    return out
+
+
+def gora_ids(importance: dict[str, float], modules: list[str], rank: int) -> list[str]:
+    """GoRA-style: uniform LoRA's sum of ranks (`rank` on each of `modules`) split over the same modules in
+    proportion to their gradient importance (mean |W*G|); a module given rank 0 is dropped."""
+    ranks = apportion(rank * len(modules), {m: importance[m] for m in modules})
+    return [f"{m}:lora:r{r}" for m, r in ranks.items() if r > 0]
+
+
+def peft_lora_run(task: Task, lora: dict[str, Any], config: TrainConfig) -> TrainResult:
+    """LoRA through peft (`LoraConfig(**lora)`) on the encoder; with `init_lora_weights="eva"` its weights and ranks
+    come from `initialize_lora_eva_weights` over up to EVA_BATCHES training batches (forward only)."""
+    from peft import EvaConfig, LoraConfig, get_peft_model, initialize_lora_eva_weights
+
+    model = task.classifier(config.seed)
+    eva = lora.get("init_lora_weights") == "eva"
+    settings = {**lora, "eva_config": EvaConfig()} if eva else lora
+    model.encoder = get_peft_model(model.encoder, LoraConfig(lora_dropout=0.0, **settings))
+    if eva:
+        loader = [batch for batch, _ in draw(task.train, EVA_BATCHES, config.batch_size, config.seed)]
+        initialize_lora_eva_weights(model.encoder, loader, show_progress_bar=False)
+    params = [p for p in model.encoder.parameters() if p.requires_grad]
+    return finetune(model, {"lora": params}, task.train, task.validation, config)
+
+
+def all_linear_rank(profile: Profile, budget: float) -> int:
+    """The largest LoRA rank on every linear within `budget` parameters (1 when even rank 1 is over it)."""
+    per_rank = {c.site: c.params // c.config["rank"] for c in profile.candidates if c.method == "lora"}
+    return max(1, int(budget // sum(per_rank.values())))
+
+
+def bundle_ids(row: ProbeRow, ids: list[str]) -> list[str]:
+    """The candidate ids a gradient-source probe trained: its role at its setting, or the one candidate."""
+    if row.role is None:
+        return [row.name]
+    return [c for c in ids if role_of(parse_id(c)) == row.role and parse_id(c).setting == row.setting]
+
+
+def source_rankings(gained: Profile, report: GainReport) -> dict[str, Any]:
+    """Spearman of a source's summed raw scores (and calibrated gains) against what the gradient source's probes
+    measured (accuracy points, loss decrease): per method over role bundles and single candidates, and across
+    methods over role bundles."""
+    ids = [c.id for c in gained.candidates]
+    raw = {c.id: c.gain_details["raw_score"] for c in gained.candidates}
+    gain = {c.id: c.gain for c in gained.candidates}
+    return rankings_of(report, lambda r: sum(raw[c] for c in bundle_ids(r, ids)),
+                       lambda r: sum(gain[c] for c in bundle_ids(r, ids)))
+
+
+def rankings_of(report: GainReport, raw_of: Callable[[ProbeRow], float],
+                gain_of: Callable[[ProbeRow], float]) -> dict[str, Any]:
+    """Spearman of each probe row's summed raw score and gain (`raw_of`, `gain_of`) against its accuracy points and
+    loss decrease, per method (>= 3 rows) over bundles and singles, and across methods over the bundles."""
+    def table(rows: list[ProbeRow]) -> dict[str, Any]:
+        r_raw, r_gain = [raw_of(r) for r in rows], [gain_of(r) for r in rows]
+        points, loss = [r.points for r in rows], [r.val_loss_decrease for r in rows]
+        return {"probes": len(rows), "raw_vs_points": spearman(r_raw, points), "raw_vs_loss": spearman(r_raw, loss),
+                "gain_vs_points": spearman(r_gain, points), "gain_vs_loss": spearman(r_gain, loss)}
+
+    per_method = {}
+    for kind, rows in (("bundles", report.bundles), ("singles", report.probes)):
+        for method in sorted({r.method for r in rows}):
+            chosen = [r for r in rows if r.method == method]
+            if len(chosen) >= 3:
+                per_method[f"{method} {kind}"] = table(chosen)
+    return {"per_method": per_method, "across": table(report.bundles)}
 
 
 def adalora_run(task: Task, layers: int, target_r: int, config: TrainConfig) -> TrainResult:
@@ -143,14 +253,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seq-len", type=int, default=32)
     parser.add_argument("--singles", type=int, default=6, help="single LoRA candidates probed (ranking report only)")
     parser.add_argument("--recipes", default="all", help=f"the recipes to run, by name (any separator): {', '.join(RECIPES)}")
+    parser.add_argument("--sources", default=",".join(CHEAP), help="cheap gain sources whose plans train, comma "
+                        f"separated (default all: {','.join(CHEAP)}; '' for none)")
+    parser.add_argument("--probes", type=int, default=0, help="also plan each source scaled by this many method-bundle "
+                        "probes (default 0: the prior's scale only)")
+    parser.add_argument("--probes-from", metavar="JSON", help="rank the --sources against the gradient source's probes "
+                        "stored in this results file (a quality.json of the same --steps, --batch and --seq-len) "
+                        "and train nothing; writes quality-sources.{json,md}")
     parser.add_argument("--out", help="results path without suffix (default benchmarks/results/quality, "
                         "quality-quick with --quick)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.steps, args.validation, args.singles = 1, 30, 500, 0
-        args.recipes = "planner (gain),uniform LoRA q,v,BitFit only"
-    args.out = args.out or str(RESULTS / ("quality-quick" if args.quick else "quality"))
+        args.recipes = "planner (gain),uniform LoRA q,v,BitFit only,EVA q,v (peft),all-linear LoRA (peft),GoRA-style LoRA q,v"
+    args.out = args.out or str(RESULTS / ("quality-sources" if args.probes_from else
+                                          "quality-quick" if args.quick else "quality"))
     wanted = _recipe_list(args.recipes)
+    sources = _source_list(args.sources)
+    variants = [(s, 0) for s in sources] + ([(s, args.probes) for s in sources] if args.probes else [])
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     task = builtin_task(train=4000, validation=args.validation, max_len=args.seq_len)
@@ -158,11 +278,30 @@ def main(argv: list[str] | None = None) -> int:
     profile = profile_task(args.seq_len)
     log(f"profiled {len(profile.candidates)} candidates in {profile.timings.measure_s + profile.timings.prepare_s:.1f} s")
     config = TrainConfig(steps=args.steps, batch_size=args.batch, seed=0)
+    if args.probes_from:
+        return rank_sources(args, task, profile, config, sources, started)
     profile, report = estimate_gains(task, profile, config, singles={"lora": args.singles}, progress=log)
     gains = report.model_dump(mode="json")
     layers = profile.model.num_layers
     results: dict[str, Any] = {"config": {**vars(args), "encoder_params": task.encoder_params,
-                                          "candidates": len(profile.candidates)}, "gains": gains, "budgets": {}}
+                                          "candidates": len(profile.candidates)}, "gains": gains, "budgets": {},
+                               "sources": {}}
+    gained: dict[str, Profile] = {}
+    for source, probes in variants + ([("gradient-importance", 0)] if "GoRA-style LoRA q,v" in wanted else []):
+        name = plan_name(source, probes)
+        if name in gained:
+            continue
+        gained[name], _ = fill_gains(profile, source, task if SOURCES[source].needs_task or probes else None, config,
+                                     probes=probes, progress=log)
+        cost = gained[name].gain_cost
+        assert cost is not None
+        results["sources"][name] = {"cost": cost.model_dump(mode="json"),
+                                    "rankings": source_rankings(gained[name], report)}
+        log(f"{name}: {cost.wall_s:.1f} s, cost_share {cost.cost_share:.3f}")
+    results["sources"]["gradient"] = gradient_entry(report)
+    importance = {c.site: c.gain_details["importance"] for c in gained.get(plan_name("gradient-importance", 0),
+                                                                              profile).candidates
+                  if c.method == "lora" and "importance" in c.gain_details}
     done: dict[tuple[str, ...], dict[str, Any]] = {}
 
     def run_ids(ids: list[str]) -> dict[str, Any]:  # equal candidate sets train once
@@ -175,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     results["head only"] = head
     log(f"head only: {head['accuracy_mean']:.2f}")
     plans: dict[str, dict[str, tuple[Callable[[TrainConfig], TrainResult], list[str], dict[str, Any]]]] = {}
+    rank1_params = sum(c.params for c in profile.candidates if c.method == "lora" and c.config["rank"] == 1)
     for label, fraction in BUDGETS.items():
         budget = fraction * task.encoder_params
         results["budgets"][label] = {"params_budget": budget}
@@ -184,14 +324,30 @@ def main(argv: list[str] | None = None) -> int:
                    for name, ids, total in (("planner (gain)", gain_ids, summed),
                                             ("planner (efficiency)", eff_ids, eff_summed))}
         entries |= {name: (ids, {}) for name, ids in recipes(profile, layers, budget).items()}
+        for name, source_profile in gained.items():
+            ids, total = plan_ids(source_profile, budget, "gain")
+            entries[name] = (ids, {"summed_gain_points": total})
+        qv_rank = uniform_rank({c.site: c.params // c.config["rank"] for c in profile.candidates
+                                if c.method == "lora"}, QV_ALL(layers), budget)
+        if importance:
+            entries["GoRA-style LoRA q,v"] = (gora_ids(importance, QV_ALL(layers), qv_rank), {"uniform_rank": qv_rank})
         plans[label] = {name: ((lambda c, ids=ids: train_plan(task, ids, c)), ids, extra)
                         for name, (ids, extra) in entries.items()}
         target_r = uniform_rank({m: 2 * 384 for m in QV_ALL(layers)}, QV_ALL(layers), budget)
         plans[label]["AdaLoRA q,v"] = ((lambda c, r=target_r: adalora_run(task, layers, r, c)), [],
                                        {"target_r": target_r, "final_params": target_r * 2 * 384 * 2 * layers})
+        eva = {"r": qv_rank, "lora_alpha": 2 * qv_rank, "target_modules": QV_ALL(layers), "init_lora_weights": "eva"}
+        linear = all_linear_rank(profile, budget)
+        every = {"r": linear, "lora_alpha": 2 * linear, "target_modules": "all-linear"}
+        plans[label]["EVA q,v (peft)"] = ((lambda c, lo=eva: peft_lora_run(task, lo, c)), [], {"rank": qv_rank})
+        plans[label]["all-linear LoRA (peft)"] = ((lambda c, lo=every: peft_lora_run(task, lo, c)), [],
+                                                  {"rank": linear, "over_budget": linear * rank1_params > budget})
     # Recipe by recipe across the budgets, the acceptance comparisons first; results are written after each.
-    for name in [r for r in RECIPES if r in wanted and r != "full fine-tuning"]:
+    order = [r for r in RECIPES if r in wanted and r != "full fine-tuning"] + [plan_name(*v) for v in variants]
+    for name in order:
         for label, entries in plans.items():
+            if name not in entries:  # GoRA-style without importance scores
+                continue
             fn, ids, extra = entries[name]
             key = tuple(sorted(ids)) if ids else None
             if key is not None and key in done:
@@ -217,14 +373,57 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def verdicts(results: dict[str, Any]) -> dict[str, dict[str, bool]]:
-    """Per budget: is the gain plan within one std of (or above) uniform LoRA and BitFit?"""
-    out = {}
+def gradient_entry(report: GainReport) -> dict[str, Any]:
+    """The gradient source's wall time (proxy and probes) and Spearman, from its report's own summed scores."""
+    return {"cost": {"wall_s": report.gradient_s + report.probe_s},
+            "rankings": rankings_of(report, lambda r: r.score, lambda r: r.calibrated)}
+
+
+def rank_sources(args: argparse.Namespace, task: Task, profile: Profile, config: TrainConfig, sources: list[str],
+                 started: float) -> int:
+    """--probes-from: each source's cost and Spearman against the stored probes; nothing trains."""
+    stored = json.loads(Path(args.probes_from).read_text())
+    report = GainReport.model_validate(stored["gains"])
+    shape = {k: stored["config"][k] for k in ("steps", "batch", "seq_len")}
+    if shape != {"steps": args.steps, "batch": args.batch, "seq_len": args.seq_len}:
+        raise SystemExit(f"--probes-from: its probes ran with {shape}; pass the same --steps, --batch, --seq-len")
+    results: dict[str, Any] = {"config": {**vars(args), "encoder_params": task.encoder_params,
+                                          "candidates": len(profile.candidates)}, "sources": {}}
+    for source in sources:
+        gained, _ = fill_gains(profile, source, task if SOURCES[source].needs_task else None, config, progress=log)
+        assert gained.gain_cost is not None
+        results["sources"][source] = {"cost": gained.gain_cost.model_dump(mode="json"),
+                                      "rankings": source_rankings(gained, report)}
+        log(f"{source}: {gained.gain_cost.wall_s:.1f} s, cost_share {gained.gain_cost.cost_share:.3f}")
+    results["sources"]["gradient"] = gradient_entry(report)
+    results["wall_s"] = time.perf_counter() - started
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    cfg = results["config"]
+    intro = (f"`python -m benchmarks.quality --probes-from {args.probes_from}` ({results['wall_s'] / 60:.1f} min, "
+             f"{cfg['threads']} CPU threads): the cheap sources on all-MiniLM-L6-v2 and Rotten Tomatoes "
+             f"({cfg['seq_len']} tokens), their cost against one {cfg['steps']}-step x {cfg['batch']} run, ranked "
+             f"against the {len(report.bundles)} role bundles and {len(report.probes)} single candidates that file's "
+             "gradient source probed; nothing trained.")
+    out.with_suffix(".md").write_text("\n".join(["## Gain sources against stored probes", "", intro,
+                                                 *sources_markdown(results), ""]))
+    log(f"done in {results['wall_s']:.0f} s")
+    return 0
+
+
+def verdicts(results: dict[str, Any]) -> dict[str, dict[str, dict[str, str]]]:
+    """Per budget and gain plan (the planner's and each cheap source's), against each baseline that ran: `above`
+    (mean at or above), `within std` (below by at most the larger std) or `below`."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
     for label, row in results["budgets"].items():
-        plan = row.get("planner (gain)")
-        if plan is not None:
-            out[label] = {name: plan["accuracy_mean"] + max(plan["accuracy_std"], row[name]["accuracy_std"])
-                          >= row[name]["accuracy_mean"] for name in ("uniform LoRA q,v", "BitFit only") if name in row}
+        plans = [n for n in row if n == "planner (gain)" or n.startswith("plan: ")]
+        for name in plans:
+            plan = row[name]
+            out.setdefault(label, {})[name] = {
+                b: "above" if plan["accuracy_mean"] >= row[b]["accuracy_mean"] else
+                "within std" if plan["accuracy_mean"] + max(plan["accuracy_std"], row[b]["accuracy_std"])
+                >= row[b]["accuracy_mean"] else "below" for b in BASELINES if b in row}
     return out
 
 
@@ -242,8 +441,9 @@ def _cell(s: dict[str, Any]) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     cfg, gains = results["config"], results["gains"]
-    names = [r for r in RECIPES if any(r in row for row in results["budgets"].values())]
-    intro = (f"`python benchmarks/quality.py{' --quick' if cfg['quick'] else ''}` on {cfg['threads']} CPU threads "
+    names = list(dict.fromkeys(n for row in results["budgets"].values() for n in row if n != "params_budget"))
+    flags = (" --quick" if cfg["quick"] else "") + (f" --probes {cfg['probes']}" if cfg.get("probes") else "")
+    intro = (f"`python -m benchmarks.quality{flags}` on {cfg['threads']} CPU threads "
              f"({results['wall_s'] / 60:.1f} min): all-MiniLM-L6-v2 ({cfg['encoder_params']:,} params, pretrained) "
              f"+ mean pooling + linear head on Rotten Tomatoes (4,000 train / {cfg['validation']} validation "
              f"snippets, {cfg['seq_len']} tokens), {cfg['steps']} steps at batch {cfg['batch']} for every recipe, "
@@ -255,7 +455,8 @@ def markdown(results: dict[str, Any]) -> str:
              "| recipe | " + " | ".join(f"{b} (params)" for b in results["budgets"]) + " |",
              "|---|" + "---|" * len(results["budgets"])]
     for name in names:
-        cells = [f"{_cell(row[name])} ({row[name].get('final_params', row[name]['trainable_params']):,})"
+        cells = [f"{_cell(row[name])} ({row[name].get('final_params', row[name]['trainable_params']):,}"
+                 f"{', over budget' if row[name].get('over_budget') else ''})"
                  if name in row else "–" for row in results["budgets"].values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for name in ("head only", "full fine-tuning"):
@@ -292,11 +493,40 @@ def markdown(results: dict[str, Any]) -> str:
                                                                        for r in gains["single_rankings"]]
     lines += ["", "Spearman rank correlation of the raw gradient proxy with probe results: " + "; ".join(
         f"{kind}, {r['method']} ({r['probes']} probes): {fmt(r['points'])} against accuracy gains, "
-        f"{fmt(r['loss'])} against loss decreases" for kind, r in ranked) + ".", "",
-              "Gain plan within one std of, or above: " + "; ".join(
-                  f"{b}: " + ", ".join(f"{n} {'yes' if ok else 'NO'}" for n, ok in v.items())
-                  for b, v in results["verdicts"].items()), ""]
-    return "\n".join(lines)
+        f"{fmt(r['loss'])} against loss decreases" for kind, r in ranked) + "."]
+    lines += sources_markdown(results)
+    lines += ["", "Gain plans against the baselines (mean at or above, within one std, or below):", ""]
+    lines += [f"* {b}, {plan}: " + ", ".join(f"{n} {v}" for n, v in against.items())
+              for b, by_plan in results["verdicts"].items() for plan, against in by_plan.items()]
+    return "\n".join(lines + [""])
+
+
+def sources_markdown(results: dict[str, Any]) -> list[str]:
+    """The cheap sources' table: cost, wall time against their plans' runs, Spearman against the probes."""
+    if not results.get("sources"):
+        return []
+
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f}"
+
+    lines = ["", ("Gain sources: wall time, cost_share (example passes as a share of one planned fine-tuning run, "
+                  "docs/gains.md#cost), wall time over the mean wall time of the source's own plan runs, and Spearman "
+                  "of the source's summed raw score (calibrated gain) against the gradient source's probes (accuracy "
+                  "points / validation-loss decrease):"), "",
+             "| source | wall s | cost_share | wall share | across methods, raw vs points / loss | across, gain vs "
+             "points / loss | per method, raw vs points / loss |", "|---|---|---|---|---|---|---|"]
+    for name, entry in results["sources"].items():
+        cost, ranks = entry["cost"], entry["rankings"]
+        runs = [row[name]["seconds_mean"] for row in results.get("budgets", {}).values() if name in row]
+        wall = f"{cost['wall_s'] / statistics.fmean(runs):.2f}" if runs else "n/a"
+        share = f"{cost['cost_share']:.3f}" if "cost_share" in cost else "n/a"
+        a = ranks["across"]
+        per = "; ".join(f"{m} ({r['probes']}): {fmt(r['raw_vs_points'])} / {fmt(r['raw_vs_loss'])}"
+                        for m, r in ranks["per_method"].items())
+        lines.append(f"| {name} | {cost['wall_s']:.1f} | {share} | {wall} | {fmt(a['raw_vs_points'])} / "
+                     f"{fmt(a['raw_vs_loss'])} ({a['probes']}) | {fmt(a['gain_vs_points'])} / {fmt(a['gain_vs_loss'])}"
+                     f" | {per} |")
+    return lines
 
 
 def plot(results: dict[str, Any], path: Path) -> None:

@@ -251,6 +251,24 @@ class ProfileTimings(Strict):
     estimated_timings: int = Field(default=0, description="Candidate timings estimated from FLOPs (noise fallback).")
 
 
+class GainCost(Strict):
+    """What filling a profile's gains cost, against the fine-tuning run it plans for (docs/gains.md#cost).
+
+    A fine-tuning run of `steps` x `batch_size` passes every example forward and backward once, 2 x steps x
+    batch_size example-passes; the head-only baseline of probes passes them forward only.
+    """
+
+    source: str
+    wall_s: float = Field(ge=0, description="Wall time of the whole gains run, seconds.")
+    forward_examples: int = Field(ge=0, description="Examples passed forward (probes' training steps included).")
+    backward_examples: int = Field(ge=0, description="Examples passed backward (probes' training steps included).")
+    probes: int = Field(default=0, ge=0, description="Fine-tuning runs trained (head-only baseline included).")
+    run_steps: int = Field(ge=0, description="Steps of the planned fine-tuning run (the TrainConfig's).")
+    run_batch_size: int = Field(ge=1, description="Examples per step of the planned fine-tuning run.")
+    cost_share: float = Field(ge=0, description="(forward + backward examples) / (2 x run_steps x run_batch_size): "
+                              "the gains run's passes as a share of one planned fine-tuning run's.")
+
+
 class Profile(Strict):
     """What each candidate costs on one model, device, dtype and input shape."""
 
@@ -276,6 +294,8 @@ class Profile(Strict):
     spec: ModelSpec
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC), strict=False)
     timings: ProfileTimings = Field(default_factory=ProfileTimings)
+    gain_cost: GainCost | None = Field(default=None, description="What estimating the gains cost (null: not "
+                                       "recorded, or gains not estimated by `peft-planner gains`).")
 
 
 class CatalogEntry(Strict):

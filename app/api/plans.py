@@ -36,6 +36,7 @@ from app.store import plans
 from app.store.tables import PlanRow
 from profiler.errors import ProfileError
 from profiler.methods.export import PeftExport, Unsupported, export_plan
+from profiler.schema import GainCost
 from solver import Plan, Problem, SolveTimeout, Strict, solve
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"], route_class=StrictRoute)
@@ -73,6 +74,9 @@ class PlanSource(BaseModel):
     objective: str
     min_gain: float
     gains: dict[str, int] = Field(description="How many candidates took their gain from where.")
+    gain_cost: GainCost | None = Field(
+        default=None, description="What estimating the profile's gains cost, cost_share against one planned "
+        "fine-tuning run (docs/gains.md#cost); null for an inline problem or a profile that does not record it.")
     problem_sha256: str
     reused: bool = Field(
         default=False, description="An equal problem was solved before: its optimal plan is reused."
@@ -123,7 +127,8 @@ def _prepare(ctx: Context, session: Session, body: PlanRequest) -> PreparedProbl
         raise ApiError(422, str(exc)) from exc
     counts = gain_sources(profile, body.gains)
     source = {"budget": body.budget.model_dump(exclude_none=True),
-              "gains": {k: n for k, n in counts.items() if n}}
+              "gains": {k: n for k, n in counts.items() if n},
+              "gain_cost": None if profile.gain_cost is None else profile.gain_cost.model_dump(mode="json")}
     prepared = _checked(ctx, problem, source, body.profile_id)
     ctx.problems.put(key, prepared.cacheable())
     return prepared

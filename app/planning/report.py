@@ -220,10 +220,19 @@ _SOURCE_NOTES = {
 }
 
 
+def _cost_line(cost: Mapping[str, Any] | None) -> str:
+    """What the profile's gains cost against one planned fine-tuning run, or why it is not known."""
+    if not cost:
+        return _why("What these estimates cost to make is not recorded: an inline problem, or a profile whose "
+                    "gains were not filled by `peft-planner gains` or a gains job.")
+    return _p(f"Estimating them ({cost['source']}) took {cost['wall_s']:.1f} s and {cost['probes']} fine-tuning "
+              f"runs: cost_share {cost['cost_share']:.3f}, the example passes of that many {cost['run_steps']}-step "
+              f"x {cost['run_batch_size']} fine-tuning runs (docs/gains.md#cost).")
+
+
 def _gains_section(source: Mapping[str, Any] | None, problem: Problem | None) -> str:
     heading = "Where the gains come from"
-    cost = _why("What these estimates cost to make (time, training runs) is not recorded in profiles yet, "
-                "so this report cannot show it.")
+    cost = _cost_line((source or {}).get("gain_cost"))
     counts = (source or {}).get("gains")
     if not counts:
         if problem is None:

@@ -187,6 +187,13 @@ def _factor(calibration: Calibration, fixed: list[float], scaled: list[float], m
     return (lo + hi) / 2
 
 
+def points_per_nat(fitted: list[BundleResult]) -> float:
+    """Accuracy points per nat of validation-loss decrease: least squares through the origin over `fitted`,
+    floored at 0 (0 when no probe moved the loss)."""
+    den = sum(r.loss_decrease ** 2 for r in fitted)
+    return max(0.0, sum(r.loss_decrease * r.points for r in fitted) / den) if den > 0 else 0.0
+
+
 def fit_calibration(results: list[BundleResult], ceiling: BundleResult, mixed: dict[str, BundleResult],
                     zero_roles: list[str] | None = None) -> Calibration:
     """The calibration from the role bundles, full fine-tuning (the ceiling) and the mixtures.
@@ -195,9 +202,7 @@ def fit_calibration(results: list[BundleResult], ceiling: BundleResult, mixed: d
     value, at least the best role's. Curves: each role's values at its probed settings, times its
     end's combination factor (module docstring, step 5).
     """
-    fitted = [*results, ceiling, *mixed.values()]
-    den = sum(r.loss_decrease ** 2 for r in fitted)
-    k = max(0.0, sum(r.loss_decrease * r.points for r in fitted) / den) if den > 0 else 0.0
+    k = points_per_nat([*results, ceiling, *mixed.values()])
     raw: dict[str, list[tuple[int | None, float]]] = defaultdict(list)
     for r in sorted(results, key=lambda r: _by_setting(r.setting)):
         raw[r.role].append((r.setting, max(0.0, k * r.loss_decrease)))

@@ -13,7 +13,8 @@ from pydantic import Field
 from profiler.schema import Profile
 from solver import Strict
 
-Source = Literal["user", "prior", "gradient", "probe"]
+Source = Literal["user", "prior", "gradient", "probe", "activation", "gradient-importance", "gradient-l1",
+                 "weight-condition"]
 
 
 class GainEstimate(Strict):

@@ -31,7 +31,7 @@ from profiler.gains.calibrate import (
 from profiler.gains.estimate import with_gains
 from profiler.gains.probe import ProbeResult, probe_gains, train_full
 from profiler.gains.proxy import gradient_scores, score_details
-from profiler.schema import Profile
+from profiler.schema import GainCost, Profile
 from profiler.training.finetune import TrainConfig, finetune
 from profiler.training.task import Task
 
@@ -76,6 +76,7 @@ class GainReport(BaseModel):
     probes: list[ProbeRow] = Field(description="Single-candidate probes (reporting only).")
     bundle_rankings: list[Ranking] = Field(description="Proxy vs role bundles, per method with >= 3 bundles.")
     single_rankings: list[Ranking] = Field(description="Proxy vs single-candidate probes, per method.")
+    cost: GainCost | None = Field(default=None, description="The whole run's cost (set by `fill_gains`).")
 
 
 def spearman(a: list[float], b: list[float]) -> float | None:
@@ -115,8 +116,11 @@ def stratified(ids: list[str], scores: dict[str, float], k: int) -> list[str]:
     return [ranked[round(j * (len(ranked) - 1) / (k - 1))] for j in range(k)] if k > 1 else ranked[-1:]
 
 
+PROXY_BATCHES, PROXY_BATCH_SIZE = 4, 32  # the proxy's default draw
+
+
 def estimate_gains(task: Task, profile: Profile, config: TrainConfig, *, singles: dict[str, int] | None = None,
-                   batches: int = 4, batch_size: int = 32, workers: int = 1,
+                   batches: int = PROXY_BATCHES, batch_size: int = PROXY_BATCH_SIZE, workers: int = 1,
                    progress: Callable[[str], None] | None = None) -> tuple[Profile, GainReport]:
     """The profile with calibrated gradient gains on every candidate, and the report of how they were made.
 

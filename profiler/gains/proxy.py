@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from profiler.candidates import CandidateRef, SiteIndex, parse_id
 from profiler.methods.base import freeze
 from profiler.methods.registry import attach
-from profiler.training.task import Classifier, Encoded
+from profiler.training.task import Batch, Classifier, Encoded
 
 
 def squared_singular_values(grad: torch.Tensor) -> torch.Tensor:
@@ -47,16 +47,24 @@ def _weight_grad(module: nn.Module) -> torch.Tensor:
     return grad.t() if type(module).__name__ == "Conv1D" else grad
 
 
-def _accumulate(model: Classifier, data: Encoded, batches: int, batch_size: int, seed: int) -> None:
+def draw(data: Encoded, batches: int, batch_size: int, seed: int) -> list[tuple[Batch, torch.Tensor]]:
+    """`batches` batches of `batch_size` examples from a seeded permutation of `data` (fewer if it is short)."""
     generator = torch.Generator().manual_seed(seed)
     index = torch.randperm(len(data), generator=generator)[: batches * batch_size]
-    chunks = index.split(batch_size)
-    for chunk in chunks:
-        batch, y = data.batch(chunk)
-        (F.cross_entropy(model(batch), y) / len(chunks)).backward()
+    return [data.batch(chunk) for chunk in index.split(batch_size)]
 
 
-def _passes(refs: list[CandidateRef]) -> list[list[CandidateRef]]:
+def backward_mean(model: Classifier, batches: list[tuple[Batch, torch.Tensor]]) -> None:
+    """Accumulate into `.grad` the gradient of the cross-entropy averaged over `batches` (mean per batch)."""
+    for batch, y in batches:
+        (F.cross_entropy(model(batch), y) / len(batches)).backward()
+
+
+def _accumulate(model: Classifier, data: Encoded, batches: int, batch_size: int, seed: int) -> None:
+    backward_mean(model, draw(data, batches, batch_size, seed))
+
+
+def attach_passes(refs: list[CandidateRef]) -> list[list[CandidateRef]]:
     """Non-LoRA candidates in passes: one setting per (site, method) per pass, prompts alone."""
     passes: list[list[CandidateRef]] = []
     counts: dict[tuple[str, str], int] = defaultdict(int)
@@ -72,6 +80,13 @@ def _passes(refs: list[CandidateRef]) -> list[list[CandidateRef]]:
         else:
             passes.append([ref])
     return passes
+
+
+def proxy_passes(candidate_ids: list[str]) -> int:
+    """How many passes over its batches `gradient_scores` runs for these candidates (one for every LoRA site,
+    then one per `attach_passes` group)."""
+    refs = [parse_id(cid) for cid in candidate_ids]
+    return int(any(r.method == "lora" for r in refs)) + len(attach_passes([r for r in refs if r.method != "lora"]))
 
 
 def gradient_scores(model: Classifier, candidate_ids: list[str], data: Encoded, batches: int = 4,
@@ -98,7 +113,7 @@ def gradient_scores(model: Classifier, candidate_ids: list[str], data: Encoded, 
             for m in modules.values():
                 m.weight.grad = None
             freeze(model)
-    for group in _passes([r for r in refs if r.method != "lora"]):
+    for group in attach_passes([r for r in refs if r.method != "lora"]):
         attachments = {r.id: attach(encoder, index.site_for(r), r.method, r.setting) for r in group}
         try:
             for att in attachments.values():

@@ -53,7 +53,19 @@ def test_a_plan_on_the_prior_says_so(client: TestClient, settings: Settings) -> 
     assert plan["source"]["gains"] == {"prior": 9}
     assert "prior9" in dom.sections["gains"] and "rests, at least in part, on the documented prior" in dom.sections[
         "gains"]
-    assert "not recorded in profiles yet" in dom.sections["gains"]
+    assert "cost to make is not recorded" in dom.sections["gains"]
+
+
+def test_a_plan_carries_what_its_profiles_gains_cost(client: TestClient, settings: Settings) -> None:
+    from profiler.gains.registry import fill_gains
+
+    gained, _ = fill_gains(synthetic_profile(gains=False), "prior")
+    profile_id = store_profile(settings.db, gained, key="prior-costed")
+    plan, _, dom = _report(client, {"profile_id": profile_id, "budget": {"params": 600}})
+    cost = plan["source"]["gain_cost"]
+    assert cost["source"] == "prior" and cost["cost_share"] == 0 and cost["probes"] == 0
+    assert cost == gained.gain_cost.model_dump(mode="json")
+    assert "cost_share 0.000" in dom.sections["gains"] and "(prior)" in dom.sections["gains"]
 
 
 def test_an_inline_problem_plan_gets_a_report_saying_what_it_lacks(client: TestClient) -> None:

@@ -90,7 +90,7 @@ def test_an_inline_plan_says_why_it_cannot_be_exported() -> None:
     assert {c["data-id"]: c["data-column"] for c in dom.cells} == {"b": "b", "c": "bias"}
     assert "Not exportable: cannot read candidate id" in dom.sections["export"]
     assert "written in the inline problem" in dom.sections["gains"]
-    assert "not recorded in profiles yet" in dom.sections["gains"]
+    assert "cost to make is not recorded" in dom.sections["gains"]
 
 
 def test_bare_ids_are_placed_from_the_ids_and_the_rest_says_why() -> None:
