@@ -26,6 +26,8 @@ METHODS = ["lora", "adapter", "bitfit", "norm_affine", "prompt_tuning", "ia3"]
 # Per-method gains that make each family the best one, and BitFit the best value per parameter.
 GAINS = {
     "prior": (None, "LORA"),
+    "per-method": ({"methods": {"lora": 1.0, "norm_affine": 0.2, "bitfit": 0.5, "ia3": 0.3, "adapter": 0.8,
+                                "prompt_tuning": 0.1}}, "LORA"),
     "ia3 first": ({"methods": {"lora": 0.01, "ia3": 1.0, "bitfit": 2.0, "norm_affine": 0.1, "adapter": 0.5,
                                "prompt_tuning": 0.1}}, "IA3"),
     "prompt first": ({"methods": {"lora": 0.01, "ia3": 0.01, "bitfit": 6.0, "norm_affine": 0.01, "adapter": 0.5,
@@ -66,7 +68,7 @@ def _peft_trainable(model, configs: list[dict]) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "objective"), [("prior", "gain"), ("prior", "efficiency"),
+@pytest.mark.parametrize(("name", "objective"), [("prior", "gain"), ("prior", "efficiency"), ("per-method", "gain"),
                                                ("ia3 first", "efficiency"), ("prompt first", "gain")])
 def test_the_plan_exports_whole_and_peft_trains_its_count(minilm_profile, minilm, name: str, objective: str) -> None:
     gains, family = GAINS[name]
