@@ -189,7 +189,7 @@ class _Table:
 
     Option k has coefficients `options[k]` (objective, rows, second form),
     belongs to class `owner[k]`, and is `at` the part's earliest layer or
-    not; `groups[c][g][j]` is the candidate of group g of class c for its option j.
+    not; `groups[c][g][slot[k]]` is the candidate of group g of class c for option k.
     """
 
     options: np.ndarray
@@ -197,6 +197,11 @@ class _Table:
     count: np.ndarray
     at: np.ndarray
     groups: list[list[list[int]]]
+    slot: np.ndarray
+
+    def restricted(self, keep: np.ndarray) -> _Table:
+        """Return the table of the options `keep` marks (the classes and their groups stay)."""
+        return _Table(self.options[keep], self.owner[keep], self.count, self.at[keep], self.groups, self.slot[keep])
 
 
 class _Parts:
@@ -355,9 +360,11 @@ class _Parts:
                 all_at.append(np.array([p == e < self.n_layers for p, _ in chosen]))
                 all_count.append(np.array([1]))
                 groups.append([[self.cand[r] for _, r in chosen]])
+        owner = np.concatenate(all_owner).astype(np.int64)
+        first = np.searchsorted(owner, np.arange(len(groups)))
         return _Table(
-            np.vstack(all_options), np.concatenate(all_owner).astype(np.int64),
-            np.concatenate(all_count).astype(np.int64), np.concatenate(all_at).astype(bool), groups,
+            np.vstack(all_options), owner, np.concatenate(all_count).astype(np.int64),
+            np.concatenate(all_at).astype(bool), groups, np.arange(len(owner)) - first[owner],
         )
 
     def lp_bound(self, e: int, table: _Table) -> _Relaxed | None:
@@ -480,6 +487,8 @@ class _PartModel:
         for z, c in zip(variables, table.owner.tolist(), strict=True):
             members[c].append(z)
         for zs, n, least in zip(members, table.count.tolist(), fewest, strict=True):
+            if least > 0 and not zs:
+                return None
             if len(zs) > 1:
                 model.add(sum(zs) <= n)
             if least > 0:
@@ -601,21 +610,24 @@ class _Search:
         room = parts.caps - parts.suffix[e, rows] - z @ table.options[:, rows]
         if np.any(room < 0):
             return
-        free = table.count - np.bincount(table.owner, weights=z, minlength=len(table.count)).astype(np.int64)
+        free = (table.count - np.bincount(table.owner, weights=z, minlength=len(table.count))).astype(np.int64).tolist()
         reduced, _ = parts.reduced_best(table, lp.lam, lp.mu)
         needs_at = e < parts.n_layers and not np.any(z[table.at] > 0)
         order = np.lexsort((-reduced, ~table.at)) if needs_at else np.argsort(-reduced, kind="stable")
+        useful = (table.options[:, 0] > 0) | (table.at & needs_at)
+        order = order[useful[order] & np.all(table.options[order][:, rows] >= 0, axis=1)]
+        costs, owners, at = table.options[:, rows].tolist(), table.owner.tolist(), table.at.tolist()
+        left, counts = room.tolist(), z.tolist()
         for k in order.tolist():
-            cost, c = table.options[k, rows], table.owner[k]
-            if table.options[k, 0] <= 0 and not (needs_at and table.at[k]) or np.any(cost < 0):
-                continue
-            while free[c] > 0 and np.all(cost <= room):
-                z[k] += 1
+            cost, c = costs[k], owners[k]
+            while free[c] > 0 and all(a <= b for a, b in zip(cost, left, strict=True)):
+                counts[k] += 1
                 free[c] -= 1
-                room = room - cost
-                needs_at = needs_at and not table.at[k]
-                if not np.any(cost > 0):
+                left = [b - a for a, b in zip(cost, left, strict=True)]
+                needs_at = needs_at and not at[k]
+                if not any(a > 0 for a in cost):
                     break
+        z = np.asarray(counts, dtype=np.int64)
         selection = _selection(table, z.tolist())
         if not needs_at and self._feasible(selection):
             self._offer(_Solved(e, selection, self.value_of(selection, 0)))
@@ -641,7 +653,10 @@ class _Search:
 
     def _solve_part(self, e: int, table: _Table, lp: _Relaxed) -> bool:
         """Solve part e with a cutoff at the incumbent and reduced-cost fixing; False when the deadline stopped it."""
-        part = _PartModel.build(self.parts, e, table, self._fixed(table, lp))
+        upper, fewest = self._fixed(table, lp)
+        free = np.asarray(upper) > 0
+        table = table.restricted(free)
+        part = _PartModel.build(self.parts, e, table, (np.asarray(upper)[free].tolist(), fewest))
         if part is None:
             return True
         part.cut_off(self.best)
@@ -725,13 +740,11 @@ def _selection(table: _Table, values: list[int]) -> list[int]:
     """Return the candidates of a part's solution: each class's counts dealt to its groups in order."""
     out: list[int] = []
     dealt = [0] * len(table.count)
-    option = [0] * len(table.count)
-    for c, v in zip(table.owner.tolist(), values, strict=True):
+    for c, j, v in zip(table.owner.tolist(), table.slot.tolist(), values, strict=True):
         groups = table.groups[c]
         for g in range(dealt[c], dealt[c] + v):
-            out.append(groups[g][option[c]])
+            out.append(groups[g][j])
         dealt[c] += v
-        option[c] += 1
     return sorted(out)
 
 
