@@ -14,12 +14,18 @@ from profiler.schema import Profile
 from tests.app.service_helpers import PROFILE_OPTIONS, save_tiny_bert, toy_jsonl
 
 
-def test_gains_cli_fills_a_profile(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def _tiny_bert_and_profile(tmp_path: Path) -> tuple[Path, Path]:
+    """A saved tiny BERT, its profile, and toy data beside them (data.jsonl); the model and profile paths."""
     model = tmp_path / "tiny-bert"
     save_tiny_bert(model)
     profile = tmp_path / "profile.json"
     profile.write_text(profile_model(ModelSpec(path=str(model)), ProfileOptions(**PROFILE_OPTIONS)).model_dump_json())
     (tmp_path / "data.jsonl").write_text(toy_jsonl(80))
+    return model, profile
+
+
+def test_gains_cli_fills_a_profile(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model, profile = _tiny_bert_and_profile(tmp_path)
     assert cli(["gains", str(profile), "--source", "prior", "-o", str(tmp_path / "prior.json")]) == 0
     prior = Profile.model_validate_json((tmp_path / "prior.json").read_text())
     assert {c.gain_source for c in prior.candidates} == {"prior"}
@@ -43,11 +49,7 @@ def test_gains_cli_fills_a_profile(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_gains_cli_runs_a_cheap_source_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    model = tmp_path / "tiny-bert"
-    save_tiny_bert(model)
-    profile = tmp_path / "profile.json"
-    profile.write_text(profile_model(ModelSpec(path=str(model)), ProfileOptions(**PROFILE_OPTIONS)).model_dump_json())
-    (tmp_path / "data.jsonl").write_text(toy_jsonl(80))
+    model, profile = _tiny_bert_and_profile(tmp_path)
     data = ["--model", str(model), "--data", str(tmp_path / "data.jsonl"), "--steps", "4", "--batch", "8"]
     capsys.readouterr()
     assert cli(["gains", str(profile), "--source", "activation", *data, "--probes", "1",
