@@ -89,8 +89,9 @@ def resources(options: dict[str, Any], cluster_gpus: float) -> dict[str, float]:
 class RayRunner(JobRunner):
     """Runs profiling jobs on a Ray cluster, or on a local Ray instance when `RAY_ADDRESS` is unset."""
 
-    def __init__(self, settings: Settings, engine: Engine, ray_settings: RaySettings | None = None):
-        super().__init__(settings, engine)
+    def __init__(self, settings: Settings, engine: Engine, ray_settings: RaySettings | None = None,
+                 instance: str | None = None):
+        super().__init__(settings, engine, instance)
         self.ray_settings = ray_settings or RaySettings()
         self.worker = f"ray:{os.uname().nodename[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._claims = itertools.count(1)
@@ -127,7 +128,7 @@ class RayRunner(JobRunner):
                     del self._runs[claim]
                 free = len(self._runs) < self.ray_settings.max_jobs
             claim = f"{self.worker}:{next(self._claims)}"
-            job = jobs.claim_next(self.engine, claim) if free else None
+            job = jobs.claim_next(self.engine, claim, self.instance) if free else None
             if job is None:
                 self._wake.wait(self.settings.worker_poll_s)
                 self._wake.clear()

@@ -30,7 +30,8 @@ def test_a_database_without_the_new_job_columns_is_migrated(settings: Settings) 
         job = c.get("/v1/jobs/old").json()
         assert job["kind"] == "profile" and job["model"] == {"name": "bert-tiny"}
         assert job["result"] is None and job["request"] is None and job["message"] is None
-    assert add_missing_columns(engine) == []  # idempotent: nothing left to add
+    with engine.begin() as connection:
+        assert add_missing_columns(connection) == []  # idempotent: nothing left to add
     assert {c.name for c in JobRow.__table__.columns} <= {c["name"] for c in inspect(engine).get_columns("jobs")}
     engine.dispose()
 
