@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                 os._exit(3)
 
     threading.Thread(target=orphan_watch, name="orphan-watch", daemon=True).start()
+    log.info("%s taking jobs", args.worker_id)
 
     while not should_stop():
         job = jobs.claim_next(engine, args.worker_id, args.instance)
