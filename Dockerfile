@@ -25,7 +25,7 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 COPY profiler ./profiler
 COPY solver ./solver
-RUN pip install .
+RUN pip install ".[postgres]"
 
 RUN groupadd --system --gid 10001 planner \
     && useradd --system --uid 10001 --gid planner --home-dir /data planner \
