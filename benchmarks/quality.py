@@ -29,8 +29,8 @@ import torch
 
 from app.planning import problem_from_profile
 from profiler import ModelSpec, ProfileOptions, profile_model
+from profiler.gains.fanout import train_full, train_plan
 from profiler.gains.gradient import estimate_gains
-from profiler.gains.probe import train_full, train_plan
 from profiler.schema import Profile
 from profiler.training.finetune import TrainConfig, TrainResult, finetune
 from profiler.training.task import Task, builtin_task, minilm_path

@@ -5,9 +5,10 @@
 * `gradient` (`gradient.estimate_gains`, on `proxy.gradient_scores` and `calibrate`): a cheap proxy from a
   few batches of the user's data on the real model, calibrated to accuracy points by probes of whole
   roles (a kind of module under one method), of mixtures of every role and of full fine-tuning;
-* `probe` (`probe.probe_gains`): a short fine-tune per candidate against the head-only baseline.
+* `probe` (`probe.probe_fanout`): a short fine-tune per candidate against the head-only baseline.
 
-`registry.SOURCES` lists the sources that fill a profile and `registry.fill_gains` runs one;
+`registry.SOURCES` lists the sources that fill a profile, `registry.gains_fanout` lays one out as training
+runs (`fanout.FanOut`: trained here, or one Ray task each) and `registry.fill_gains` runs one here;
 `estimate.with_gains` writes estimates into a Profile: every candidate records `gain_source` and
 `gain_details`.
 """
