@@ -55,7 +55,8 @@ bench: $(VENV)/.installed-all chromium
 	$(PY) benchmarks/profile_speed.py --threads 2
 	$(PY) -m benchmarks.load
 	$(PY) -m benchmarks.load --candidates 200 --requests 500 --distinct-problems
-	$(PY) benchmarks/ray_workers.py
+	$(PY) -m benchmarks.ray_workers
+	$(PY) -m benchmarks.ray_workers --job probe-gains
 	$(PY) benchmarks/quality.py
 	$(PY) -m benchmarks.report_size
 

@@ -201,7 +201,7 @@ class _JobRun:
         if kind is None:
             raise JobFailed(f"unknown job kind {self.job.kind!r}")
         payload = kind.payload(self.engine, self.job, self.runner.settings)
-        res = resources(kind.device(self.job), ray.cluster_resources().get("GPU", 0.0))
+        res = resources(kind.task_options(self.job), ray.cluster_resources().get("GPU", 0.0))
         cpus, retries = int(res["num_cpus"]), self.runner.ray_settings.task_retries
         prepared, summary_ref = prepare_job.options(
             name=self._name("prepare"), max_retries=retries, **res

@@ -75,7 +75,7 @@ class Kind:
     """What the kind's Ray `prepare` task gets, read from the database (and the models root) here."""
     store: Callable[[Engine, JobRow, dict[str, Any]], JobOutput]
     """Store what the kind's Ray fold returned; returns the job's output."""
-    device: Callable[[JobRow], dict[str, Any]]
+    task_options: Callable[[JobRow], dict[str, Any]]
     """The options its Ray tasks' resources follow (`device`, `threads`)."""
 
 

@@ -1,4 +1,5 @@
-"""Gains and validation jobs on a real local Ray instance: one task per run, the same results as the local runner.
+"""Gains and validation jobs on a real local Ray instance: one task per run, the same results as the local runner,
+cancelling force-cancels the training tasks.
 
 A tiny random BERT and 80 toy reviews; fixed seeds, 20 steps at rates where the probes differ. The local side runs each job as a
 worker does (`app.jobs.execute.run_job`) with one torch thread, as each Ray task does.
@@ -6,6 +7,7 @@ worker does (`app.jobs.execute.run_job`) with one torch thread, as each Ray task
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from app.store import create_store_engine, datasets, init_db, jobs, plans  # noq
 from app.store.tables import JobRow, ProfileRow, new_id  # noqa: E402
 from profiler import ModelSpec, ProfileOptions, profile_model  # noqa: E402
 from profiler.schema import Profile  # noqa: E402
-from tests.app.jobs.ray.helpers import job_row, wait_job  # noqa: E402
+from tests.app.jobs.ray.helpers import job_row, task_pids, wait_job, wait_task  # noqa: E402
 from tests.app.service_helpers import PROFILE_OPTIONS, save_tiny_bert, store_profile, toy_jsonl  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.usefixtures("ray_instance")]
@@ -132,3 +134,26 @@ def test_gains_and_validation_on_ray_match_the_local_runner(store) -> None:
     assert [r["seed"] for r in there["plan_runs"]] == [r["seed"] for r in here["plan_runs"]] == [2, 3]
     assert [r["accuracy"] for r in there["baseline_runs"]] == [r["accuracy"] for r in here["baseline_runs"]]
     assert there["predicted_points"] == here["predicted_points"] == 1.5
+
+
+def test_cancelling_a_validation_job_stops_its_training_tasks(store) -> None:
+    settings, engine, _profile_id, dataset_id, plan_id = store
+    runner = RayRunner(settings, engine)
+    runner.start()
+    try:
+        spec = {"task": {"dataset_id": dataset_id, "model_path": "tiny-bert"}, "train": {**TRAIN, "steps": 5000},
+                "seeds": 1, "plan_id": plan_id}
+        job_id = queue(engine, "validation", spec)
+        runner.submit(job_id)
+        wait_task(job_id, f"peft-planner:train:{job_id}:0", timeout=120)
+        with Session(engine) as session:  # what DELETE /v1/jobs/{id} does
+            assert jobs.cancel(session, session.get(JobRow, job_id))
+        runner.cancel(job_id)
+        deadline = time.monotonic() + 20
+        while task_pids(job_id):
+            assert time.monotonic() < deadline, f"tasks still running: {task_pids(job_id)}"
+            time.sleep(0.1)
+        row = job_row(engine, job_id)
+    finally:
+        runner.stop()
+    assert row.state == "cancelled" and row.result is None and row.done < row.total == 2
