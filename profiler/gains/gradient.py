@@ -131,6 +131,7 @@ def gradient_fanout(task: Task, profile: Profile, config: TrainConfig, *, single
     model = task.classifier(config.seed)
     baseline = finetune(model, {}, task.train, task.validation, config)
     say(f"head-only baseline {100 * baseline.accuracy:.2f} %")
+    model.cpu()  # the proxy scores on the CPU, where the task's batches are
     start = time.perf_counter()
     scores = gradient_scores(model, [c.id for c in profile.candidates], task.train, batches, batch_size, config.seed)
     gradient_s = time.perf_counter() - start

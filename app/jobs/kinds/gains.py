@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.jobs.kinds.base import JobOutput, Kind, Watch, save_profile
-from app.jobs.kinds.training import cpu_only, load_task, task_source
+from app.jobs.kinds.training import load_task, task_source, train_device
 from app.jobs.specs import GainsJob
 from app.settings import Settings
 from app.store.tables import JobRow, ProfileRow
@@ -65,4 +65,4 @@ def _store(engine: Engine, job: JobRow, output: dict[str, Any]) -> JobOutput:
     return JobOutput(profile_id=save_profile(engine, _key(job), profile), result=output["result"])
 
 
-GAINS = Kind(run_gains, _payload, _store, cpu_only)
+GAINS = Kind(run_gains, _payload, _store, lambda job: train_device(GainsJob.model_validate(job.spec).train))

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from app.jobs.specs import BuiltinTask, TaskSpec
 from app.modelspec import resolve_model_path
 from app.settings import Settings
-from app.store.tables import DatasetRow, JobRow
+from app.store.tables import DatasetRow
 from profiler.training.datasets import DatasetError, parse_dataset
+from profiler.training.finetune import TrainConfig
 from profiler.training.task import Task, builtin_task, user_task
 
 
@@ -53,6 +54,6 @@ def load_task(engine: Engine, spec: TaskSpec, settings: Settings) -> Task:
     return task_source(engine, spec, settings).build()
 
 
-def cpu_only(_job: JobRow) -> dict[str, str]:
-    """The resources options of jobs that train: training runs on the CPU (`TrainConfig` has no device)."""
-    return {"device": "cpu"}
+def train_device(train: TrainConfig | None) -> dict[str, str]:
+    """The resources options of a job's Ray tasks: the device its runs train on (default: the CPU)."""
+    return {"device": "cpu" if train is None else train.device}

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.jobs.kinds.base import JobOutput, Kind, Watch
-from app.jobs.kinds.training import cpu_only, load_task, task_source
+from app.jobs.kinds.training import load_task, task_source, train_device
 from app.jobs.specs import ValidationJob
 from app.settings import Settings
 from app.store.tables import JobRow, PlanRow
@@ -55,4 +55,5 @@ def _store(_engine: Engine, _job: JobRow, output: dict[str, Any]) -> JobOutput:
     return JobOutput(result=output["result"])
 
 
-VALIDATION = Kind(run_validation, _payload, _store, cpu_only)
+VALIDATION = Kind(run_validation, _payload, _store,
+                  lambda job: train_device(ValidationJob.model_validate(job.spec).train))

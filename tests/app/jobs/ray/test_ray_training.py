@@ -1,5 +1,5 @@
 """Gains and validation jobs on a real local Ray instance: one task per run, the same results as the local runner,
-cancelling force-cancels the training tasks.
+cancelling force-cancels the training tasks, a job training on CUDA asks its tasks for a GPU.
 
 A tiny random BERT and 80 toy reviews; fixed seeds, 20 steps at rates where the probes differ. The local side runs each job as a
 worker does (`app.jobs.execute.run_job`) with one torch thread, as each Ray task does.
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 pytest.importorskip("ray")  # the `ray` extra; without it these tests are skipped
 
 from app.jobs.execute import run_job  # noqa: E402
-from app.jobs.ray_runner import RayRunner  # noqa: E402
+from app.jobs.ray_runner import RayRunner, RaySettings  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.store import create_store_engine, datasets, init_db, jobs, plans  # noqa: E402
 from app.store.tables import JobRow, ProfileRow, new_id  # noqa: E402
@@ -157,3 +157,17 @@ def test_cancelling_a_validation_job_stops_its_training_tasks(store) -> None:
     finally:
         runner.stop()
     assert row.state == "cancelled" and row.result is None and row.done < row.total == 2
+
+
+def test_a_job_training_on_cuda_asks_for_a_gpu_and_fails_when_none_comes(store) -> None:
+    settings, engine, profile_id, dataset_id, _plan_id = store
+    runner = RayRunner(settings, engine, RaySettings(stall_timeout_s=2))
+    runner.start()
+    try:
+        spec = {"source": "probe", "task": {"dataset_id": dataset_id, "model_path": "tiny-bert"},
+                "train": {**TRAIN, "device": "cuda"}, "profile_id": profile_id}
+        row = run_on_ray(runner, engine, "gains", spec)
+    finally:
+        runner.stop()
+    assert row.state == "failed" and row.profile_id is None
+    assert "no task finished in 2 s" in row.error and "num_gpus=1" in row.error, row.error
