@@ -13,7 +13,7 @@ from fastapi import Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import Engine, delete, or_
+from sqlalchemy import Engine, Select, delete, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -118,9 +118,9 @@ def _claim(session: Session, scope: str, key: str, digest: str, pending_s: float
     raise ApiError(409, "this Idempotency-Key is contended by concurrent requests; retry", headers={"Retry-After": "1"})
 
 
-def release_pending(engine: Engine, live: set[str]) -> int:
-    """Delete the keys of unanswered requests (no stored response) whose service instance is not in `live`
-    (dead, or none recorded): nobody is handling them any more. Returns how many."""
+def release_pending(engine: Engine, live: Select[tuple[str]]) -> int:
+    """Delete the keys of unanswered requests (no stored response) whose service instance is not `live` (an id
+    subquery; dead, or none recorded): nobody is handling them any more. Returns how many."""
     with Session(engine) as session:
         n = session.execute(delete(IdempotencyRow).where(
             IdempotencyRow.status_code.is_(None),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Select
 
 from app.settings import Settings
 from app.store import instances, jobs
@@ -60,9 +60,9 @@ class JobRunner(ABC):
         """Whether the runner can make progress on queued jobs."""
 
 
-def recover_jobs(engine: Engine, settings: Settings) -> set[str]:
-    """Re-queue (or fail) the running jobs of service instances that are not live; returns the live ones."""
-    live = instances.live(engine, settings.instance_lease_s)
+def recover_jobs(engine: Engine, settings: Settings) -> Select[tuple[str]]:
+    """Re-queue (or fail) the running jobs of service instances that are not live; returns the live ones' subquery."""
+    live = instances.live(settings.instance_lease_s, instances.gone_here(engine))
     n = jobs.release_orphans(engine, ORPHANED, settings.job_max_attempts, live)
     if n:
         log.warning("recovered %d job(s) left running by a service process that is gone", n)

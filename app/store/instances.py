@@ -2,7 +2,8 @@
 
 An instance is alive while its heartbeat is younger than the lease; one on this host whose
 process is gone is dead at once (a service restarted after kill -9 recovers its jobs without
-waiting out the lease).
+waiting out the lease). `live` is a subquery, evaluated by the statement that uses it: an instance
+that registers and claims a job while another one sweeps is seen alive by the sweep.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import socket
 from datetime import timedelta
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, Select, delete, select, update
 from sqlalchemy.orm import Session
 
 from app.store.tables import InstanceRow, new_id, utcnow
@@ -57,18 +58,22 @@ def _process_gone(pid: int) -> bool:
     return False
 
 
-def live(engine: Engine, lease_s: float) -> set[str]:
-    """Ids of the instances alive now: heartbeat within `lease_s`, and (on this host) their process running."""
-    fresh = utcnow() - timedelta(seconds=lease_s)
+def gone_here(engine: Engine) -> set[str]:
+    """Ids of the instances on this host whose process is gone (dead, whatever their heartbeat says)."""
     here = socket.gethostname()
     with Session(engine) as session:
-        rows = session.execute(select(InstanceRow.id, InstanceRow.host, InstanceRow.pid)
-                               .where(InstanceRow.heartbeat_at >= fresh)).all()
-    return {row.id for row in rows if not (row.host == here and row.pid != os.getpid() and _process_gone(row.pid))}
+        rows = session.execute(select(InstanceRow.id, InstanceRow.pid).where(InstanceRow.host == here)).all()
+    return {row.id for row in rows if row.pid != os.getpid() and _process_gone(row.pid)}
 
 
-def forget_dead(engine: Engine, alive: set[str]) -> int:
-    """Remove the rows of instances not in `alive`; returns how many."""
+def live(lease_s: float, gone: set[str]) -> Select[tuple[str]]:
+    """The ids of live instances, as a subquery: heartbeat within `lease_s`, and not in `gone`."""
+    fresh = utcnow() - timedelta(seconds=lease_s)
+    return select(InstanceRow.id).where(InstanceRow.heartbeat_at >= fresh, InstanceRow.id.not_in(gone))
+
+
+def forget_dead(engine: Engine, alive: Select[tuple[str]]) -> int:
+    """Remove the rows of instances not `alive`; returns how many."""
     with Session(engine) as session:
         n = session.execute(delete(InstanceRow).where(InstanceRow.id.not_in(alive))).rowcount
         session.commit()

@@ -10,7 +10,7 @@ contending for the oldest one.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Engine, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.store.paging import page_of
@@ -153,8 +153,8 @@ def release_worker(engine: Engine, reason: str, max_attempts: int, worker: str) 
     return _release(engine, reason, max_attempts, JobRow.claimed_by == worker)
 
 
-def release_orphans(engine: Engine, reason: str, max_attempts: int, live: set[str]) -> int:
-    """Re-queue (or fail) running jobs whose service instance is not in `live` (dead, or none recorded).
+def release_orphans(engine: Engine, reason: str, max_attempts: int, live: Select[tuple[str]]) -> int:
+    """Re-queue (or fail) running jobs whose service instance is not `live` (an id subquery; dead, or none recorded).
 
     Called at start-up and by every instance's heartbeat, so a job of a replica that died is
     taken up by another. Returns how many jobs were touched.

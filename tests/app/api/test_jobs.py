@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from app.store import create_store_engine, jobs, session_factory
+from app.store import create_store_engine, instances, jobs, session_factory
 from app.store.tables import JobRow
 from tests.tiny import TINY_BERT
 
@@ -100,7 +100,8 @@ def test_start_up_requeues_or_fails_jobs_of_instances_that_are_gone(settings: Se
             session.add(JobRow(id=job_id, state="running", cache_key=job_id, spec={"name": "x"},
                                options={}, attempts=attempts, claimed_by=f"{instance}-worker", instance=instance))
         session.commit()
-    assert jobs.release_orphans(engine, "the service restarted", max_attempts=2, live={"alive"}) == 2
+    instances.register(engine, "alive")
+    assert jobs.release_orphans(engine, "the service restarted", 2, instances.live(60, set())) == 2
     with session_factory(engine)() as session:
         again, gaveup, busy = (session.get(JobRow, i) for i in ("again", "gaveup", "busy"))
         assert again.state == "queued" and "re-queued" in again.error and again.instance is None

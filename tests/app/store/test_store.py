@@ -46,6 +46,12 @@ def row(engine: Engine, job_id: str) -> JobRow:
         return session.get(JobRow, job_id)
 
 
+def alive(engine: Engine, lease_s: float = 60) -> set[str]:
+    """The ids the `instances.live` subquery gives now."""
+    with Session(engine) as session:
+        return set(session.scalars(instances.live(lease_s, instances.gone_here(engine))))
+
+
 def test_tables_are_created_and_a_second_start_up_changes_nothing(engine: Engine) -> None:
     assert {"jobs", "profiles", "plans", "problems", "datasets", "idempotency_keys", "instances"} <= \
         set(inspect(engine).get_table_names())
@@ -108,10 +114,11 @@ def test_progress_and_results_only_while_the_claim_holds(engine: Engine) -> None
 
 def test_a_dead_worker_and_the_instances_that_are_gone_give_their_jobs_back(engine: Engine) -> None:
     ids = queue(engine, 3)
+    instances.register(engine, "alive")
     for worker, instance in (("w1", "alive"), ("w2", "dead"), ("w3", "alive")):
         jobs.claim_next(engine, worker, instance)
     assert jobs.release_worker(engine, "the worker died", 2, "w3") == 1
-    assert jobs.release_orphans(engine, "gone", 2, live={"alive"}) == 1
+    assert jobs.release_orphans(engine, "gone", 2, instances.live(60, set())) == 1
     states = [(r.state, r.instance) for r in map(lambda i: row(engine, i), ids)]
     assert states == [("running", "alive"), ("queued", None), ("queued", None)]
     assert jobs.claim_next(engine, "w4", "alive").attempts == 2
@@ -125,23 +132,25 @@ def test_live_instances_beat_and_the_silent_ones_are_forgotten(engine: Engine) -
                         .values(heartbeat_at=datetime.now(UTC) - timedelta(minutes=5)))
         session.add(InstanceRow(id="exited", host=socket.gethostname(), pid=2**22 + 1))
         session.commit()
-    assert instances.live(engine, lease_s=60) == {"me"}  # "exited": its pid is gone on this host
+    assert instances.gone_here(engine) == {"exited"}  # its pid is gone on this host
+    assert alive(engine) == {"me"}
     instances.beat(engine, "quiet")
-    assert instances.live(engine, lease_s=60) == {"me", "quiet"}
+    assert alive(engine) == {"me", "quiet"}
     instances.retire(engine, "quiet")
-    assert instances.forget_dead(engine, {"me"}) == 1
+    assert instances.forget_dead(engine, instances.live(60, {"exited"})) == 1
     with Session(engine) as session:
         assert set(session.scalars(select(InstanceRow.id))) == {"me"}
 
 
 def test_unanswered_keys_are_released_only_for_instances_that_are_gone(engine: Engine) -> None:
+    instances.register(engine, "alive")
     with Session(engine) as session:
         for key, instance, status in (("a", "alive", None), ("b", "dead", None), ("c", None, None),
                                       ("d", "dead", 201)):
             session.add(IdempotencyRow(scope="POST /v1/plans", key=key, request_hash="h", instance=instance,
                                        status_code=status, body=None if status is None else "{}"))
         session.commit()
-    assert release_pending(engine, {"alive"}) == 2
+    assert release_pending(engine, instances.live(60, set())) == 2
     with Session(engine) as session:
         assert set(session.scalars(select(IdempotencyRow.key))) == {"a", "d"}
 
