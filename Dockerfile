@@ -25,6 +25,9 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 COPY profiler ./profiler
 COPY solver ./solver
+# This project with its postgres extra (psycopg, for PEFT_PLANNER_DB=postgresql+psycopg://...);
+# hadolint reads `.[postgres]` as an unpinned package from the index.
+# hadolint ignore=DL3013
 RUN pip install ".[postgres]"
 
 RUN groupadd --system --gid 10001 planner \
