@@ -25,7 +25,10 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 COPY profiler ./profiler
 COPY solver ./solver
-RUN pip install .
+# This project with its postgres extra (psycopg, for PEFT_PLANNER_DB=postgresql+psycopg://...);
+# hadolint reads `.[postgres]` as an unpinned package from the index.
+# hadolint ignore=DL3013
+RUN pip install ".[postgres]"
 
 RUN groupadd --system --gid 10001 planner \
     && useradd --system --uid 10001 --gid planner --home-dir /data planner \

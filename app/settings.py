@@ -18,7 +18,8 @@ class Settings(BaseSettings):
 
     db: str = Field(
         default="data/peft-planner.db",
-        description="SQLite file path, or any SQLAlchemy database URL (contains '://').",
+        description="SQLite file path, or a SQLAlchemy database URL (contains '://'), e.g. "
+                    "postgresql+psycopg://user:password@host/db for replicas sharing one database.",
     )
     models_root: Path | None = Field(
         default=None,
@@ -54,6 +55,11 @@ class Settings(BaseSettings):
     idempotency_pending_s: float = Field(
         default=300.0, gt=0,
         description="A keyed request still unanswered after this long is abandoned: its key works again.",
+    )
+    instance_lease_s: float = Field(
+        default=30.0, gt=0,
+        description="A service process silent for this long is presumed dead: its running jobs are re-queued "
+                    "and its unanswered Idempotency-Keys released (it beats every third of this).",
     )
     frontier_max_points: int = Field(default=50, ge=2, description="Most frontier points.")
 

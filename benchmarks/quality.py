@@ -42,8 +42,8 @@ from app.planning import problem_from_profile
 from profiler import ModelSpec, ProfileOptions, profile_model
 from profiler.candidates import parse_id
 from profiler.gains.calibrate import role_of
+from profiler.gains.fanout import train_full, train_plan
 from profiler.gains.gradient import GainReport, ProbeRow, estimate_gains, spearman
-from profiler.gains.probe import train_full, train_plan
 from profiler.gains.proxy import draw
 from profiler.gains.registry import SOURCES, fill_gains
 from profiler.schema import Profile

@@ -46,12 +46,18 @@ def serve_command(port: int, db: str, *extra: str) -> list[str]:
 
 
 def start(command: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
-          timeout_s: float = 60.0) -> tuple[subprocess.Popen, str]:
-    """Start a server command in a new process session (its workers with it); the process and its URL."""
+          timeout_s: float = 60.0, log: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """Start a server command in a new process session (its workers with it); the process and its URL.
+
+    With `log`, the output of the server and its workers goes to that file.
+    """
     port = command[command.index("--port") + 1]
     env = env if env is not None else {**os.environ,
                                        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
+    output = None if log is None else log.open("ab")
+    proc = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True, stdout=output, stderr=output)
+    if output is not None:
+        output.close()
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc, timeout_s)

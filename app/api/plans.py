@@ -308,7 +308,7 @@ def plan_peft_config(
 
 @router.post(
     "/{plan_id}/validation", status_code=202, response_model=JobOut,
-    responses=problem_responses(403, 404, 409, 422, 429, 501),
+    responses=problem_responses(403, 404, 409, 422, 429),
     summary="Fine-tune a plan for N steps over S seeds: realized vs predicted gain (a job)",
 )
 def create_validation_job(

@@ -159,7 +159,7 @@ def get_frontier(
 
 @router.post(
     "/{profile_id}/gains", status_code=202, response_model=JobOut,
-    responses=problem_responses(403, 404, 422, 429, 501),
+    responses=problem_responses(403, 404, 422, 429),
     summary="Estimate a profile's gains (prior, gradient or probe): a job storing a new profile",
 )
 def create_gains_job(

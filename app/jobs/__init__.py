@@ -9,14 +9,14 @@ from app.jobs.runner import JobRunner
 from app.settings import Settings
 
 
-def create_runner(settings: Settings, engine: Engine) -> JobRunner:
-    """The runner named by `settings.jobs`: local worker processes, or Ray (the optional `ray` extra)."""
+def create_runner(settings: Settings, engine: Engine, instance: str | None = None) -> JobRunner:
+    """The runner named by `settings.jobs` for service `instance`: local worker processes, or Ray (the `ray` extra)."""
     if settings.jobs == "local":
-        return LocalRunner(settings, engine)
+        return LocalRunner(settings, engine, instance)
     try:
         from app.jobs.ray_runner import RayRunner  # imports ray, an optional extra
     except ModuleNotFoundError as exc:
         if exc.name != "ray":
             raise
         raise RuntimeError("PEFT_PLANNER_JOBS=ray needs the ray extra: pip install 'peft-planner[ray]'") from exc
-    return RayRunner(settings, engine)
+    return RayRunner(settings, engine, instance=instance)

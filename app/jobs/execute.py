@@ -31,12 +31,12 @@ def run_job(
     engine: Engine, job: JobRow, worker: str, settings: Settings, stop: Callable[[], bool]
 ) -> None:
     """Run the job and record its outcome, unless the job stopped being ours."""
-    run = KINDS.get(job.kind)
-    if run is None:
+    kind = KINDS.get(job.kind)
+    if kind is None:
         jobs.finish(engine, job.id, worker, state="failed", error=f"unknown job kind {job.kind!r}")
         return
     try:
-        output = run(engine, job, settings, Watch(engine, job, worker, stop))
+        output = kind.run(engine, job, settings, Watch(engine, job, worker, stop))
     except Cancelled:
         log.info("job %s stopped (cancelled, re-queued or shutting down)", job.id)
         return

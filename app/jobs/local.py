@@ -52,8 +52,8 @@ class Worker:
 class LocalRunner(JobRunner):
     """`settings.workers` processes running `python -m app.jobs.worker`, restarted if they die."""
 
-    def __init__(self, settings: Settings, engine: Engine):
-        super().__init__(settings, engine)
+    def __init__(self, settings: Settings, engine: Engine, instance: str | None = None):
+        super().__init__(settings, engine, instance)
         self.db_url = engine.url.render_as_string(hide_password=False)
         self.procs: dict[str, Worker] = {}
         self._states = Path(tempfile.mkdtemp(prefix="peft-planner-workers-"))
@@ -72,7 +72,7 @@ class LocalRunner(JobRunner):
         state_file.write_text("{}")
         cmd = [
             sys.executable, "-m", "app.jobs.worker", "--db", self.db_url,
-            "--worker-id", worker, "--parent-pid", str(os.getpid()), "--state-file", str(state_file),
+            "--worker-id", worker, "--instance", self.instance, "--parent-pid", str(os.getpid()), "--state-file", str(state_file),
             "--settings", self.settings.model_dump_json(exclude={"api_key"}),
         ]
         env = dict(os.environ)

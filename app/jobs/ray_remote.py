@@ -1,16 +1,21 @@
-"""What a profiling job runs on Ray workers: prepare, the per-unit fan-out stages, assemble.
+"""What a job runs on Ray workers: prepare, the per-unit fan-out stages, assemble; one entry per job kind.
 
 Imported only by the Ray runner (it imports `ray`). The profiler (and torch)
 is imported inside the task bodies, so the service process that submits
 these tasks never loads torch: the driver handles small summaries, and the
-bulky objects (the prepared job, each measurement) stay in Ray's object
+bulky objects (the prepared job, each unit's result) stay in Ray's object
 store and travel from task to task as references.
 
 A job fans out in *stages*. Each stage lists its units after `prepare`, runs
-one Ray task per unit, and folds its results into the profile, in order.
-Measurement is the only stage today; a per-candidate stage (e.g. probe
-fine-tunes, which write each candidate's gain) is one more `Stage` in
-`STAGES`, with no change to the runner.
+one Ray task per unit, and folds its results, in order. A kind (`Remote`) is
+its prepare step (from the payload its `app.jobs.kinds` entry reads on the
+driver), its stages, and its output for the driver's `store`:
+
+* `profile`: one `measure` task per measurement unit, folded into the profile;
+* `gains` and `validation`: one `train` task per run of the job's `FanOut`
+  (each probe: role bundle, mixture, single candidate, full fine-tuning; or the
+  plan and the head-only baseline per validation seed), folded by the same
+  function the local runner uses.
 """
 
 from __future__ import annotations
@@ -23,21 +28,33 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 if TYPE_CHECKING:
+    from profiler.gains.fanout import FanOut
     from profiler.measure.stages import Prepared
     from profiler.schema import Profile
+    from profiler.training.task import Task
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One kind of per-unit Ray task of a profiling job."""
+    """One kind of per-unit Ray task of a job."""
 
     name: str
-    units: Callable[[Prepared], list[str]]
+    units: Callable[[Any], list[str]]
     """The stage's units as labels, one Ray task each ([] when the job does not ask for this stage)."""
-    run: Callable[[Prepared, int], Any]
+    run: Callable[[Any, int], Any]
     """Run unit `index` on a worker; returns a picklable result."""
-    fold: Callable[[Prepared, Profile | None, list[Any]], Profile]
-    """Fold the stage's results (in unit order) into the profile the previous stages built (None for the first)."""
+    fold: Callable[[Any, Any, list[Any]], Any]
+    """Fold the stage's results (in unit order) into what the previous stages built (None for the first)."""
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A job kind on Ray workers: prepare from the driver's payload, the stages, the output for the driver."""
+
+    prepare: Callable[[dict[str, Any]], Any]
+    stages: tuple[Stage, ...]
+    output: Callable[[Any, Any, float], dict[str, Any]]
+    """(prepared, what the stages folded, the stages' wall time in s) -> small JSON the driver stores."""
 
 
 def _measure_units(prepared: Prepared) -> list[str]:
@@ -53,11 +70,87 @@ def _measure_one(prepared: Prepared, index: int) -> Any:
 def _assemble(prepared: Prepared, _profile: Profile | None, measurements: list[Any]) -> Profile:
     from profiler.measure.stages import assemble
 
-    return assemble(prepared, measurements)
+    start = time.perf_counter()
+    profile = assemble(prepared, measurements)
+    profile.timings.assemble_s = time.perf_counter() - start
+    return profile
+
+
+def _prepare_profile(payload: dict[str, Any]) -> Prepared:
+    """`spec` is what to build (a directory as this node's absolute path); `stored_spec` is what the profile
+    records (a directory relative to the models root)."""
+    from profiler.measure.stages import prepare
+    from profiler.schema import ModelSpec, ProfileOptions
+
+    prepared = prepare(ModelSpec.model_validate(payload["spec"]), ProfileOptions.model_validate(payload["options"]),
+                       payload["max_params"])
+    return replace(prepared, spec=ModelSpec.model_validate(payload["stored_spec"]))
+
+
+def _profile_output(_prepared: Prepared, profile: Profile, measure_s: float) -> dict[str, Any]:
+    """The profile's JSON and what the profile table indexes."""
+    profile.timings.measure_s = measure_s
+    return {"body": profile.model_dump_json(), "model": profile.model.name,
+            "total_params": profile.model.total_params, "num_candidates": len(profile.candidates)}
+
+
+@dataclass(frozen=True)
+class Training:
+    """A prepared training job: its task and its fan-out (whose fold gives the driver's JSON)."""
+
+    task: Task | None
+    fanout: FanOut[dict[str, Any]]
+
+
+def _train_one(prepared: Training, index: int) -> Any:
+    from profiler.gains.fanout import train
+
+    assert prepared.task is not None
+    return train(prepared.task, prepared.fanout.runs[index])
+
+
+def _prepare_gains(payload: dict[str, Any]) -> Training:
+    from profiler.gains.fanout import FanOut
+    from profiler.gains.registry import gains_fanout
+    from profiler.schema import Profile
+    from profiler.training.finetune import TrainConfig
+
+    task = None if payload["task"] is None else payload["task"].build()
+    train = None if payload["train"] is None else TrainConfig.model_validate(payload["train"])
+    gains = gains_fanout(Profile.model_validate_json(payload["profile"]), payload["source"], task, train)
+
+    def fold(runs: list[Any], seconds: float) -> dict[str, Any]:
+        profile, report = gains.fold(runs, seconds)
+        return {"profile": profile.model_dump_json(), "result": None if report is None else report.model_dump(mode="json")}
+
+    return Training(task, FanOut(gains.runs, fold))
+
+
+def _prepare_validation(payload: dict[str, Any]) -> Training:
+    from profiler.gains.fanout import FanOut
+    from profiler.training.finetune import TrainConfig
+    from profiler.training.validate import validation_fanout
+
+    runs = validation_fanout(payload["selected"], TrainConfig.model_validate(payload["train"]), payload["seeds"],
+                             payload["predicted"])
+    return Training(payload["task"].build(), FanOut(
+        runs.runs, lambda results, seconds: {"result": runs.fold(results, seconds).model_dump(mode="json")}))
 
 
 MEASURE = Stage("measure", _measure_units, _measure_one, _assemble)
-STAGES: dict[str, Stage] = {stage.name: stage for stage in (MEASURE,)}
+TRAIN = Stage("train", lambda prepared: [run.label for run in prepared.fanout.runs], _train_one,
+              lambda _prepared, _previous, results: results)
+
+
+def _training_output(prepared: Training, results: list[Any], seconds: float) -> dict[str, Any]:
+    return prepared.fanout.fold(results, seconds)
+
+
+REMOTE: dict[str, Remote] = {
+    "profile": Remote(_prepare_profile, (MEASURE,), _profile_output),
+    "gains": Remote(_prepare_gains, (TRAIN,), _training_output),
+    "validation": Remote(_prepare_validation, (TRAIN,), _training_output),
+}
 
 
 def _threads(cpus: int) -> None:
@@ -68,45 +161,32 @@ def _threads(cpus: int) -> None:
 
 
 @ray.remote(num_returns=2)
-def prepare_job(spec: dict, stored_spec: dict, options: dict, cpus: int, max_params: int) -> tuple[Prepared, dict[str, Any]]:
-    """Prepare a job; returns the prepared job (kept in the object store) and a small summary for the driver.
-
-    `spec` is what to build (a directory as this node's absolute path); `stored_spec` is what the profile
-    records (a directory relative to the models root).
-    """
-    from profiler.measure.stages import prepare
-    from profiler.schema import ModelSpec, ProfileOptions
-
+def prepare_job(kind: str, payload: dict[str, Any], cpus: int) -> tuple[Any, dict[str, Any]]:
+    """Prepare a job of `kind`; returns the prepared job (kept in the object store) and its units per stage
+    (`{"units": {stage: [label, ...]}}`, small, for the driver)."""
     _threads(cpus)
-    prepared = prepare(ModelSpec.model_validate(spec), ProfileOptions.model_validate(options), max_params)
-    prepared = replace(prepared, spec=ModelSpec.model_validate(stored_spec))
-    summary = {
-        "total_params": prepared.info.total_params,
-        "units": {name: stage.units(prepared) for name, stage in STAGES.items()},
-    }
-    return prepared, summary
+    remote = REMOTE[kind]
+    prepared = remote.prepare(payload)
+    return prepared, {"units": {stage.name: stage.units(prepared) for stage in remote.stages}}
 
 
 @ray.remote(num_returns=2)
-def run_unit(prepared: Prepared, stage: str, index: int, cpus: int) -> tuple[Any, float]:
+def run_unit(kind: str, prepared: Any, stage: str, index: int, cpus: int) -> tuple[Any, float]:
     """Run one unit of a stage; returns its result (kept in the object store) and its wall time in seconds."""
     _threads(cpus)
     start = time.perf_counter()
-    result = STAGES[stage].run(prepared, index)
+    result = next(s for s in REMOTE[kind].stages if s.name == stage).run(prepared, index)
     return result, time.perf_counter() - start
 
 
 @ray.remote
-def assemble_job(prepared: Prepared, counts: dict[str, int], measure_s: float, *results: Any) -> dict[str, Any]:
-    """Fold every stage's results into the Profile; returns its JSON and what the profile table indexes."""
-    start = time.perf_counter()
-    profile: Profile | None = None
+def assemble_job(kind: str, prepared: Any, counts: dict[str, int], fanout_s: float, *results: Any) -> dict[str, Any]:
+    """Fold every stage's results, in order; returns the kind's output for the driver to store."""
+    remote = REMOTE[kind]
+    folded: Any = None
     offset = 0
-    for name, count in counts.items():
-        profile = STAGES[name].fold(prepared, profile, list(results[offset:offset + count]))
+    for stage in remote.stages:
+        count = counts[stage.name]
+        folded = stage.fold(prepared, folded, list(results[offset:offset + count]))
         offset += count
-    assert profile is not None, "the measure stage always runs"
-    profile.timings.measure_s = measure_s
-    profile.timings.assemble_s = time.perf_counter() - start
-    return {"body": profile.model_dump_json(), "model": profile.model.name,
-            "total_params": profile.model.total_params, "num_candidates": len(profile.candidates)}
+    return remote.output(prepared, folded, fanout_s)

@@ -1,21 +1,19 @@
-"""The Ray runner: profiling jobs fanned out as Ray tasks, one per measurement.
+"""The Ray runner: jobs fanned out as Ray tasks, one per measurement (profiling) or per training run (gains, validation).
 
 Chosen with `PEFT_PLANNER_JOBS=ray`. The service process is the Ray driver:
 a dispatcher thread claims queued jobs from the job table (the source of
-truth, as for the local runner) and runs each in a thread that submits
-`prepare`, one task per unit of each stage (`app.jobs.ray_remote`), and
-`assemble`, then stores the profile. Only the driver writes to the
-database, and only while it still owns the job's claim, so a job taken over
-by a restarted service, or cancelled, is never finished twice.
+truth, as for the local runner) and runs each in a thread that reads the
+job kind's payload (`app.jobs.kinds`), submits `prepare`, one task per unit
+of each stage (`app.jobs.ray_remote`), and `assemble`, then stores the output
+(a profile, a gains profile and report, a validation). Only the driver
+touches the database, and writes only while it still owns the job's claim,
+so a job taken over by a restarted service, or cancelled, is never finished twice.
 
 Faults: a task whose worker process dies is retried by Ray up to
 `PEFT_PLANNER_RAY_TASK_RETRIES` times; an exception in a task, retries
 exhausted, or no task finishing for `PEFT_PLANNER_RAY_STALL_TIMEOUT_S`
 (e.g. tasks asking for a GPU the cluster lacks) fail the job with the
 reason. Cancelling a job force-cancels its outstanding tasks.
-
-Gains and validation jobs run with the local runner only: the API refuses
-them under Ray, and a queued one this runner claims fails with the reason.
 
 `ray` is an optional extra (`pip install .[ray]`): this module and `app.jobs.ray_remote` import it,
 and `app.jobs.create_runner` imports this module only when the Ray runner is chosen.
@@ -39,13 +37,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ray import ObjectRef
 from ray.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
+from app.jobs.execute import public
+from app.jobs.kinds import KINDS
+from app.jobs.kinds.base import JobOutput
 from app.jobs.ray_remote import assemble_job, prepare_job, run_unit
 from app.jobs.runner import JobRunner
-from app.modelspec import resolve_model_path
 from app.settings import Settings
-from app.store import jobs, profiles
+from app.store import jobs
 from app.store.tables import JobRow
 from profiler.errors import ProfileError
 
@@ -80,17 +79,18 @@ class JobStopped(Exception):
 
 
 def resources(options: dict[str, Any], cluster_gpus: float) -> dict[str, float]:
-    """Ray resources each task of a job asks for: one GPU on CUDA, else the CPU threads it measures with."""
+    """Ray resources each task of a job asks for: one GPU on CUDA, else the CPU threads it runs with."""
     device = options.get("device", "auto")
     gpu = device == "cuda" or (device == "auto" and cluster_gpus > 0)
     return {"num_cpus": float(options.get("threads") or 1), "num_gpus": 1.0 if gpu else 0.0}
 
 
 class RayRunner(JobRunner):
-    """Runs profiling jobs on a Ray cluster, or on a local Ray instance when `RAY_ADDRESS` is unset."""
+    """Runs jobs on a Ray cluster, or on a local Ray instance when `RAY_ADDRESS` is unset."""
 
-    def __init__(self, settings: Settings, engine: Engine, ray_settings: RaySettings | None = None):
-        super().__init__(settings, engine)
+    def __init__(self, settings: Settings, engine: Engine, ray_settings: RaySettings | None = None,
+                 instance: str | None = None):
+        super().__init__(settings, engine, instance)
         self.ray_settings = ray_settings or RaySettings()
         self.worker = f"ray:{os.uname().nodename[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._claims = itertools.count(1)
@@ -127,7 +127,7 @@ class RayRunner(JobRunner):
                     del self._runs[claim]
                 free = len(self._runs) < self.ray_settings.max_jobs
             claim = f"{self.worker}:{next(self._claims)}"
-            job = jobs.claim_next(self.engine, claim) if free else None
+            job = jobs.claim_next(self.engine, claim, self.instance) if free else None
             if job is None:
                 self._wake.wait(self.settings.worker_poll_s)
                 self._wake.clear()
@@ -186,8 +186,9 @@ class _JobRun:
             self._run()
         except JobStopped:
             log.info("job %s stopped (cancelled, taken over or shutting down)", self.job.id)
-        except JobFailed as exc:
-            jobs.finish(self.engine, self.job.id, self.worker, state="failed", error=str(exc))
+        except (JobFailed, ValueError) as exc:  # ValueError: the payload's ProfileError, DatasetError
+            jobs.finish(self.engine, self.job.id, self.worker, state="failed",
+                        error=public(str(exc), self.runner.settings))
         except Exception as exc:  # noqa: BLE001 - any other error fails the job with its name, as the local runner does
             log.error("job %s failed:\n%s", self.job.id, traceback.format_exc())
             jobs.finish(self.engine, self.job.id, self.worker, state="failed",
@@ -196,21 +197,15 @@ class _JobRun:
             self._cancel_outstanding()
 
     def _run(self) -> None:
-        if self.job.kind != "profile":
-            raise JobFailed(f"the Ray runner runs profiling jobs only; {self.job.kind} jobs need "
-                            "PEFT_PLANNER_JOBS=local")
-
-        with Session(self.engine) as session:
-            done = profiles.by_cache_key(session, self.job.cache_key)
-            done_id = done.id if done is not None else None
-        if done_id is not None:  # a previous process stored the profile, then died before finishing the job
-            self._finish(done_id)
-            return
-        res = resources(self.job.options, ray.cluster_resources().get("GPU", 0.0))
+        kind = KINDS.get(self.job.kind)
+        if kind is None:
+            raise JobFailed(f"unknown job kind {self.job.kind!r}")
+        payload = kind.payload(self.engine, self.job, self.runner.settings)
+        res = resources(kind.task_options(self.job), ray.cluster_resources().get("GPU", 0.0))
         cpus, retries = int(res["num_cpus"]), self.runner.ray_settings.task_retries
         prepared, summary_ref = prepare_job.options(
             name=self._name("prepare"), max_retries=retries, **res
-        ).remote(self._local_spec(), self.job.spec, self.job.options, cpus, self.runner.settings.max_model_params)
+        ).remote(self.job.kind, payload, cpus)
         summary = self._gather({summary_ref: "prepare"}, res)[summary_ref]
         units: dict[str, list[str]] = summary["units"]
         total = sum(len(labels) for labels in units.values())
@@ -221,33 +216,24 @@ class _JobRun:
             for index, label in enumerate(labels):
                 result, seconds = run_unit.options(
                     name=self._name(stage, index), max_retries=retries, **res
-                ).remote(prepared, stage, index, cpus)
+                ).remote(self.job.kind, prepared, stage, index, cpus)
                 results.append(result)
                 finished[seconds] = f"{stage} task {index + 1} of {len(labels)} ({label})"
         self._gather(finished, res, lambda n: self._progress(n, total, force=n == total))
         counts = {stage: len(labels) for stage, labels in units.items()}
-        body_ref = assemble_job.options(name=self._name("assemble"), max_retries=retries, num_cpus=1).remote(
-            prepared, counts, time.perf_counter() - start, *results)
-        stored = self._gather({body_ref: "assemble"}, res)[body_ref]
-        with Session(self.engine, expire_on_commit=False) as session:
-            row = profiles.save(session, self.job.cache_key, stored["body"], stored["model"],
-                                stored["total_params"], stored["num_candidates"])
-        self._finish(row.id)
-
-    def _local_spec(self) -> dict[str, Any]:
-        """The job's model spec with a directory resolved under the models root (the same path on every node)."""
-        path = self.job.spec.get("path")
-        if path is None:
-            return self.job.spec
-        return {**self.job.spec, "path": str(resolve_model_path(path, self.runner.settings))}
+        output_ref = assemble_job.options(name=self._name("assemble"), max_retries=retries, num_cpus=1).remote(
+            self.job.kind, prepared, counts, time.perf_counter() - start, *results)
+        output = self._gather({output_ref: "assemble"}, res)[output_ref]
+        self._finish(kind.store(self.engine, self.job, output))
 
     def _name(self, stage: str, index: int = 0) -> str:
         """The Ray task name (and worker process title, after `ray::`) of one task of this job."""
         return f"peft-planner:{stage}:{self.job.id}:{index}"
 
-    def _finish(self, profile_id: str) -> None:
-        if not jobs.finish(self.engine, self.job.id, self.worker, state="succeeded", profile_id=profile_id):
-            log.info("job %s was no longer ours when its profile %s was stored", self.job.id, profile_id)
+    def _finish(self, output: JobOutput) -> None:
+        if not jobs.finish(self.engine, self.job.id, self.worker, state="succeeded", profile_id=output.profile_id,
+                           result=output.result):
+            log.info("job %s was no longer ours when its output was stored", self.job.id)
 
     def _gather(self, refs: dict[ObjectRef, str], res: dict[str, float],
                 on_done: Callable[[int], None] | None = None) -> dict[ObjectRef, Any]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Select
 
 from app.settings import Settings
-from app.store import jobs
+from app.store import instances, jobs
+
+ORPHANED = "the service process running the job stopped, restarted or died"
 
 log = logging.getLogger(__name__)
 
@@ -22,21 +24,20 @@ log = logging.getLogger(__name__)
 class JobRunner(ABC):
     """Runs jobs from the job table."""
 
-    def __init__(self, settings: Settings, engine: Engine):
+    def __init__(self, settings: Settings, engine: Engine, instance: str | None = None):
         self.settings = settings
         self.engine = engine
+        self.instance = instance or instances.new_instance_id()
+        """The service instance the runner's claims belong to; its jobs count as orphaned while it is not live."""
 
     def start(self) -> None:
-        """Recover the jobs a previous process left running, then begin taking jobs."""
-        n = jobs.release_running(self.engine, "the service restarted while the job was running",
-                                 self.settings.job_max_attempts)
-        if n:
-            log.warning("recovered %d job(s) left running by a previous process", n)
+        """Recover the jobs of service processes that are gone, then begin taking jobs."""
+        recover_jobs(self.engine, self.settings)
         self.begin()
 
     def release(self, reason: str, worker: str) -> int:
         """Re-queue (or fail, out of attempts) the jobs `worker` was running; returns how many."""
-        return jobs.release_running(self.engine, reason, self.settings.job_max_attempts, worker=worker)
+        return jobs.release_worker(self.engine, reason, self.settings.job_max_attempts, worker)
 
     @abstractmethod
     def begin(self) -> None:
@@ -57,3 +58,12 @@ class JobRunner(ABC):
     @abstractmethod
     def healthy(self) -> bool:
         """Whether the runner can make progress on queued jobs."""
+
+
+def recover_jobs(engine: Engine, settings: Settings) -> Select[tuple[str]]:
+    """Re-queue (or fail) the running jobs of service instances that are not live; returns the live ones' subquery."""
+    live = instances.live(settings.instance_lease_s, instances.gone_here(engine))
+    n = jobs.release_orphans(engine, ORPHANED, settings.job_max_attempts, live)
+    if n:
+        log.warning("recovered %d job(s) left running by a service process that is gone", n)
+    return live

@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.jobs.worker")
     parser.add_argument("--db", required=True)
     parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--instance", required=True, help="the service instance the worker's claims belong to")
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--settings", required=True, help="the service's settings, as JSON")
     parser.add_argument("--state-file", required=True, help="where to write the job being run (for the monitor)")
@@ -51,9 +52,10 @@ def main(argv: list[str] | None = None) -> int:
                 os._exit(3)
 
     threading.Thread(target=orphan_watch, name="orphan-watch", daemon=True).start()
+    log.info("%s taking jobs", args.worker_id)
 
     while not should_stop():
-        job = jobs.claim_next(engine, args.worker_id)
+        job = jobs.claim_next(engine, args.worker_id, args.instance)
         if job is None:
             stop.wait(settings.worker_poll_s)
             continue

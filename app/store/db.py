@@ -1,4 +1,4 @@
-"""Engine creation: SQLite in WAL mode by default, any SQLAlchemy URL otherwise."""
+"""Engine creation: SQLite in WAL mode by default, PostgreSQL (`postgresql+psycopg://...`) as the shared store."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.store.migrate import add_missing_columns
@@ -18,6 +18,7 @@ from app.store.tables import Base
 # with the default pool of 5, busy moments opened and closed a connection (and
 # ran the pragmas again) per request.
 SQLITE_POOL_SIZE = 40
+MIGRATION_LOCK = 0x70656674  # the PostgreSQL advisory lock replicas take around start-up migrations
 _write_locks: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
 
 
@@ -72,9 +73,16 @@ def writing(session: Session) -> Iterator[None]:
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables, and add columns that tables made by older versions lack."""
-    Base.metadata.create_all(engine)
-    add_missing_columns(engine)
+    """Create missing tables, and add columns that tables made by older versions lack, in one transaction.
+
+    On PostgreSQL the transaction holds an advisory lock first, so replicas starting together
+    migrate one after the other (the later ones find nothing left to do).
+    """
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        Base.metadata.create_all(connection)
+        add_missing_columns(connection)
 
 
 def session_factory(engine: Engine) -> sessionmaker:

@@ -3,11 +3,14 @@
 Every state change is a conditional UPDATE, so two processes never both
 own a job: a worker claims a job only while it is `queued`, and writes
 progress or a result only while the job is still `running` under its claim.
+On PostgreSQL the claim also selects with `FOR UPDATE SKIP LOCKED`, so
+workers of several service processes take different jobs instead of
+contending for the oldest one.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import ColumnElement, Engine, Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.store.paging import page_of
@@ -56,20 +59,21 @@ def count_by_state(session: Session) -> dict[str, int]:
     return counts
 
 
-def claim_next(engine: Engine, worker: str) -> JobRow | None:
-    """Claim the oldest queued job for `worker`, or return None when there is none."""
+def claim_next(engine: Engine, worker: str, instance: str | None = None) -> JobRow | None:
+    """Claim the oldest queued job for `worker` of service `instance`, or return None when there is none."""
     with Session(engine, expire_on_commit=False) as session:
         for _ in range(5):
             job_id = session.scalars(
                 select(JobRow.id).where(JobRow.state == "queued")
-                .order_by(JobRow.created_at).limit(1)
+                .order_by(JobRow.created_at).limit(1).with_for_update(skip_locked=True)
             ).first()
             if job_id is None:
+                session.rollback()
                 return None
             claimed = session.execute(
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.state == "queued")
-                .values(state="running", claimed_by=worker, attempts=JobRow.attempts + 1,
+                .values(state="running", claimed_by=worker, instance=instance, attempts=JobRow.attempts + 1,
                         started_at=utcnow(), done=0, message=None)
             ).rowcount
             session.commit()
@@ -125,15 +129,8 @@ def cancel(session: Session, job: JobRow) -> bool:
     return n == 1
 
 
-def release_running(
-    engine: Engine, reason: str, max_attempts: int, worker: str | None = None
-) -> int:
-    """Re-queue running jobs (all, or one worker's) or fail those out of attempts.
-
-    Called on start-up, when no worker of a previous process can still own a
-    job, and when a worker process dies. Returns how many jobs were touched.
-    """
-    owner = () if worker is None else (JobRow.claimed_by == worker,)
+def _release(engine: Engine, reason: str, max_attempts: int, *owner: ColumnElement[bool]) -> int:
+    """Re-queue the running jobs matching `owner`, or fail those out of attempts; returns how many."""
     with Session(engine) as session:
         failed = session.execute(
             update(JobRow)
@@ -144,11 +141,26 @@ def release_running(
         requeued = session.execute(
             update(JobRow)
             .where(JobRow.state == "running", *owner)
-            .values(state="queued", claimed_by=None, started_at=None, done=0,
+            .values(state="queued", claimed_by=None, instance=None, started_at=None, done=0,
                     error=f"{reason}; re-queued")
         ).rowcount
         session.commit()
     return failed + requeued
+
+
+def release_worker(engine: Engine, reason: str, max_attempts: int, worker: str) -> int:
+    """Re-queue (or fail, out of attempts) the jobs `worker` was running: its process died or stopped."""
+    return _release(engine, reason, max_attempts, JobRow.claimed_by == worker)
+
+
+def release_orphans(engine: Engine, reason: str, max_attempts: int, live: Select[tuple[str]]) -> int:
+    """Re-queue (or fail) running jobs whose service instance is not `live` (an id subquery; dead, or none recorded).
+
+    Called at start-up and by every instance's heartbeat, so a job of a replica that died is
+    taken up by another. Returns how many jobs were touched.
+    """
+    return _release(engine, reason, max_attempts,
+                    or_(JobRow.instance.is_(None), JobRow.instance.not_in(live)))
 
 
 def page(session: Session, limit: int, offset: int, state: str | None = None,

@@ -7,25 +7,24 @@ is nullable or has a server default, so adding it to a table with rows is safe.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.schema import CreateColumn
 
 from app.store.tables import Base
 
 
-def add_missing_columns(engine: Engine) -> list[str]:
-    """Add every mapped column an existing table lacks; returns them as `table.column`."""
-    inspector = inspect(engine)
-    preparer = engine.dialect.identifier_preparer
+def add_missing_columns(connection: Connection) -> list[str]:
+    """Add every mapped column an existing table lacks (in the connection's transaction); returns them as `table.column`."""
+    inspector = inspect(connection)
+    preparer = connection.dialect.identifier_preparer
     added = []
-    with engine.begin() as connection:
-        for table in Base.metadata.sorted_tables:
-            if not inspector.has_table(table.name):
-                continue
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present:
-                    ddl = CreateColumn(column).compile(dialect=engine.dialect)
-                    connection.execute(text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {ddl}"))
-                    added.append(f"{table.name}.{column.name}")
+    for table in Base.metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                ddl = CreateColumn(column).compile(dialect=connection.dialect)
+                connection.execute(text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {ddl}"))
+                added.append(f"{table.name}.{column.name}")
     return added

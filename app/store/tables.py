@@ -1,4 +1,4 @@
-"""The tables: plans and their problems, profiles, jobs, datasets and idempotency records."""
+"""The tables: plans and their problems, profiles, jobs, datasets, idempotency records and service instances."""
 
 from __future__ import annotations
 
@@ -78,6 +78,8 @@ class JobRow(Base):
     cached: Mapped[bool] = mapped_column(default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    instance: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The service instance (`InstanceRow`) whose worker holds the claim."""
     profile_id: Mapped[str | None] = mapped_column(
         ForeignKey("profiles.id", ondelete="SET NULL"), nullable=True
     )
@@ -122,6 +124,8 @@ class IdempotencyRow(Base):
     body: Mapped[str | None] = mapped_column(Text, nullable=True)
     location: Mapped[str | None] = mapped_column(String(300), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    instance: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The service instance handling the request (while `status_code` is unset)."""
 
 
 class DatasetRow(Base):
@@ -137,3 +141,15 @@ class DatasetRow(Base):
     summary: Mapped[dict] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     body: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+
+
+class InstanceRow(Base):
+    """A running service process (a replica): where it runs and when it last said it is alive."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -40,8 +40,9 @@ from profiler.candidates import CandidateRef, parse_id
 from profiler.gains.calibrate import BundleResult, points_per_nat
 from profiler.gains.cost import Work, pass_work, probe_work
 from profiler.gains.estimate import GainEstimate, with_gains
+from profiler.gains.fanout import Run, train_plan, train_runs
 from profiler.gains.prior import prior_gains
-from profiler.gains.probe import probe_gains
+from profiler.gains.probe import probed
 from profiler.gains.proxy import draw
 from profiler.methods.base import freeze
 from profiler.schema import GainCost, Profile
@@ -230,21 +231,23 @@ def cheap_gains(signal: Signal, profile: Profile, task: Task | None, config: Tra
     prior = {cid: e.gain for cid, e in prior_gains(profile.candidates).items()}
     bundles = method_bundles(ids)
     order = sorted(bundles, key=lambda m: -sum(prior[c] for c in ids if parse_id(c).method == m))[:probes]
-    probed: dict[str, BundleResult] = {}
+    measured: dict[str, BundleResult] = {}
     work, probe_s, baseline_accuracy = result.work, 0.0, None
     if order:
         assert task is not None
         start = time.perf_counter()
         say(f"{signal.name}: probing {len(order)} method bundles and the head-only baseline")
-        runs = probe_gains(task, {m: bundles[m] for m in order}, config, workers,
-                           progress=lambda d, n: say(f"probe {d}/{n}"))
+        chosen = {m: bundles[m] for m in order}
+        trained = train_runs(task, [Run(m, members, config) for m, members in chosen.items()], workers,
+                             progress=lambda d, n: say(f"probe {d}/{n}"))
+        runs = probed(chosen, trained, train_plan(task, [], config))
         probe_s = time.perf_counter() - start
-        probed = {m: BundleResult(role=m, setting=None, points=r.points, loss_decrease=r.loss_decrease)
-                  for m, r in runs.items()}
+        measured = {m: BundleResult(role=m, setting=None, points=r.points, loss_decrease=r.loss_decrease)
+                    for m, r in runs.items()}
         baseline_accuracy = next(iter(runs.values())).baseline_accuracy
         work = work + probe_work(config, len(task.validation), len(order)) + probe_work(
             config, len(task.validation), head_only=True)
-    scales = scale_methods(result.scores, prior, {c.id: c.params for c in profile.candidates}, probed, bundles)
+    scales = scale_methods(result.scores, prior, {c.id: c.params for c in profile.candidates}, measured, bundles)
     by_method = {s.method: s for s in scales}
     estimates = {}
     for cid, raw in result.scores.items():
@@ -255,7 +258,7 @@ def cheap_gains(signal: Signal, profile: Profile, task: Task | None, config: Tra
     report = CheapReport(source=signal.name, signal=signal.description, batches=batches if signal.data else 0,
                          batch_size=batch_size, seed=config.seed, signal_s=signal_s, probe_s=probe_s,
                          probes=len(order), baseline_accuracy=baseline_accuracy,
-                         points_per_nat=points_per_nat(list(probed.values())) if probed else None, scales=scales,
+                         points_per_nat=points_per_nat(list(measured.values())) if measured else None, scales=scales,
                          signal_work={"forward": result.work.forward, "backward": result.work.backward})
     return with_gains(profile, estimates), report, work
 

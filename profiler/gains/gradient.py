@@ -29,10 +29,11 @@ from profiler.gains.calibrate import (
     role_bundles,
 )
 from profiler.gains.estimate import with_gains
-from profiler.gains.probe import ProbeResult, probe_gains, train_full
+from profiler.gains.fanout import FanOut, Run, run_here
+from profiler.gains.probe import ProbeResult, probed
 from profiler.gains.proxy import gradient_scores, score_details
 from profiler.schema import GainCost, Profile
-from profiler.training.finetune import TrainConfig, finetune
+from profiler.training.finetune import TrainConfig, TrainResult, finetune
 from profiler.training.task import Task
 
 
@@ -117,12 +118,14 @@ def stratified(ids: list[str], scores: dict[str, float], k: int) -> list[str]:
 
 
 PROXY_BATCHES, PROXY_BATCH_SIZE = 4, 32  # the proxy's default draw
+FULL = "full fine-tuning"
 
 
-def estimate_gains(task: Task, profile: Profile, config: TrainConfig, *, singles: dict[str, int] | None = None,
-                   batches: int = PROXY_BATCHES, batch_size: int = PROXY_BATCH_SIZE, workers: int = 1,
-                   progress: Callable[[str], None] | None = None) -> tuple[Profile, GainReport]:
-    """The profile with calibrated gradient gains on every candidate, and the report of how they were made.
+def gradient_fanout(task: Task, profile: Profile, config: TrainConfig, *, singles: dict[str, int] | None = None,
+                    batches: int = PROXY_BATCHES, batch_size: int = PROXY_BATCH_SIZE,
+                    progress: Callable[[str], None] | None = None) -> FanOut[tuple[Profile, GainReport]]:
+    """Step 1 now (baseline, proxy scores) and the choice of probes; step 2's probes as the runs; the fold is
+    step 3: the profile with calibrated gradient gains on every candidate, and the report.
 
     `singles` (method -> k) adds k single-candidate probes per method, for the report only.
     """
@@ -130,6 +133,7 @@ def estimate_gains(task: Task, profile: Profile, config: TrainConfig, *, singles
     model = task.classifier(config.seed)
     baseline = finetune(model, {}, task.train, task.validation, config)
     say(f"head-only baseline {100 * baseline.accuracy:.2f} %")
+    model.cpu()  # the proxy scores on the CPU, where the task's batches are
     start = time.perf_counter()
     scores = gradient_scores(model, [c.id for c in profile.candidates], task.train, batches, batch_size, config.seed)
     gradient_s = time.perf_counter() - start
@@ -139,38 +143,53 @@ def estimate_gains(task: Task, profile: Profile, config: TrainConfig, *, singles
                   for cid in stratified([c.id for c in profile.candidates if c.method == method], scores, k)]
     mixed = mixtures(bundles)
     probes = {b.name: b.candidates for b in bundles} | mixed | {cid: [cid] for cid in single_ids}
-    say(f"probing {len(bundles)} role bundles, {len(mixed)} mixtures and {len(single_ids)} single candidates")
-    start = time.perf_counter()
-    results = probe_gains(task, probes, config, workers, baseline, progress=lambda d, n: say(f"probe {d}/{n}"))
-    full = ProbeResult(candidates=[], run=train_full(task, config), baseline_accuracy=baseline.accuracy,
-                       baseline_loss=baseline.val_loss)
-    probe_s = time.perf_counter() - start
-    say(f"full fine-tuning {100 * full.run.accuracy:.2f} %")
+    say(f"probing {len(bundles)} role bundles, {len(mixed)} mixtures, {len(single_ids)} single candidates "
+        "and full fine-tuning")
+    runs = [Run(name, candidates, config) for name, candidates in probes.items()] + [Run(FULL, None, config)]
 
-    def measured(probe: ProbeResult, role: str, setting: int | None = None) -> BundleResult:
-        return BundleResult(role=role, setting=setting, points=probe.points, loss_decrease=probe.loss_decrease)
+    def fold(trained: list[TrainResult], probe_s: float) -> tuple[Profile, GainReport]:
+        results = probed(probes, trained[:-1], baseline)
+        full = ProbeResult(candidates=[], run=trained[-1], baseline_accuracy=baseline.accuracy,
+                           baseline_loss=baseline.val_loss)
+        say(f"full fine-tuning {100 * full.run.accuracy:.2f} %")
 
-    calibration = fit_calibration([measured(results[b.name], b.role, b.setting) for b in bundles],
-                                  measured(full, "full fine-tuning"),
-                                  {name: measured(results[name], name) for name in mixed}, zero_roles)
-    estimates = gradient_estimates(scores, calibration, score_details(batches, batch_size, config.seed))
-    for cid in single_ids:
-        estimates[cid].details["probe"] = results[cid].estimate().details
-    params = {c.id: c.params for c in profile.candidates}
+        def measured(probe: ProbeResult, role: str, setting: int | None = None) -> BundleResult:
+            return BundleResult(role=role, setting=setting, points=probe.points, loss_decrease=probe.loss_decrease)
 
-    def row(name: str, role: str | None = None, setting: int | None = None) -> ProbeRow:
-        r = results[name]
-        methods = {parse_id(c).method for c in r.candidates}
-        return ProbeRow(name=name, method=methods.pop() if len(methods) == 1 else "mixed", role=role, setting=setting,
-                        candidates=len(r.candidates), params=sum(params[c] for c in r.candidates),
-                        score=sum(scores[c] for c in r.candidates), points=r.points, val_loss_decrease=r.loss_decrease,
-                        calibrated=sum(estimates[c].gain for c in r.candidates))
+        calibration = fit_calibration([measured(results[b.name], b.role, b.setting) for b in bundles],
+                                      measured(full, FULL),
+                                      {name: measured(results[name], name) for name in mixed}, zero_roles)
+        estimates = gradient_estimates(scores, calibration, score_details(batches, batch_size, config.seed))
+        for cid in single_ids:
+            estimates[cid].details["probe"] = results[cid].estimate().details
+        params = {c.id: c.params for c in profile.candidates}
 
-    bundle_rows = [row(b.name, b.role, b.setting) for b in bundles]
-    single_rows = [row(cid) for cid in single_ids]
-    report = GainReport(
-        baseline_accuracy=baseline.accuracy, baseline_loss=baseline.val_loss, gradient_s=gradient_s, probe_s=probe_s,
-        probe_config=config, calibration=calibration, full_points=full.points,
-        full_loss_decrease=full.loss_decrease, bundles=bundle_rows, mixtures=[row(name) for name in mixed], probes=single_rows,
-        bundle_rankings=rankings(bundle_rows), single_rankings=rankings(single_rows))
-    return with_gains(profile, estimates), report
+        def row(name: str, role: str | None = None, setting: int | None = None) -> ProbeRow:
+            r = results[name]
+            methods = {parse_id(c).method for c in r.candidates}
+            return ProbeRow(name=name, method=methods.pop() if len(methods) == 1 else "mixed", role=role,
+                            setting=setting, candidates=len(r.candidates), params=sum(params[c] for c in r.candidates),
+                            score=sum(scores[c] for c in r.candidates), points=r.points,
+                            val_loss_decrease=r.loss_decrease, calibrated=sum(estimates[c].gain for c in r.candidates))
+
+        bundle_rows = [row(b.name, b.role, b.setting) for b in bundles]
+        single_rows = [row(cid) for cid in single_ids]
+        report = GainReport(
+            baseline_accuracy=baseline.accuracy, baseline_loss=baseline.val_loss, gradient_s=gradient_s,
+            probe_s=probe_s, probe_config=config, calibration=calibration, full_points=full.points,
+            full_loss_decrease=full.loss_decrease, bundles=bundle_rows, mixtures=[row(name) for name in mixed],
+            probes=single_rows, bundle_rankings=rankings(bundle_rows), single_rankings=rankings(single_rows))
+        return with_gains(profile, estimates), report
+
+    return FanOut(runs, fold)
+
+
+def estimate_gains(task: Task, profile: Profile, config: TrainConfig, *, singles: dict[str, int] | None = None,
+                   batches: int = PROXY_BATCHES, batch_size: int = PROXY_BATCH_SIZE, workers: int = 1,
+                   progress: Callable[[str], None] | None = None) -> tuple[Profile, GainReport]:
+    """The profile with calibrated gradient gains on every candidate, and the report of how they were made
+    (`gradient_fanout`, its runs trained here or in `workers` forked processes)."""
+    say = progress or (lambda message: None)
+    fanout = gradient_fanout(task, profile, config, singles=singles, batches=batches, batch_size=batch_size,
+                             progress=say)
+    return run_here(task, fanout, workers, lambda done, total: say(f"probe {done}/{total}"))

@@ -4,13 +4,14 @@ Norms stay in eval mode the whole time (BatchNorm running statistics frozen, dro
 few parameters with live BatchNorm statistics collapsed BitFit, norm and LoRA tuning on a CNN), and
 each method trains at its own learning rate (they differ by up to 10x). AdamW, linear warm-up over
 the first 10 % of steps, then linear decay to zero. Batches are drawn from a seeded permutation.
+A run trains on `TrainConfig.device` (the model is moved there, each batch as it is used).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 from pydantic import BaseModel, Field
@@ -34,7 +35,7 @@ WARMUP_FRACTION = 0.1
 
 
 class TrainConfig(Strict):
-    """Steps, batch size (examples), seed, learning-rate overrides by method, evaluation batch size."""
+    """Steps, batch size (examples), seed, learning-rate overrides by method, evaluation batch size, device."""
 
     steps: int = Field(default=120, ge=0, le=1_000_000)
     batch_size: int = Field(default=16, ge=1, le=4096)
@@ -43,6 +44,8 @@ class TrainConfig(Strict):
         default_factory=dict, max_length=32, description="Overrides of DEFAULT_LR by method.")
     weight_decay: float = Field(default=0.0, ge=0, le=10)
     eval_batch_size: int = Field(default=128, ge=1, le=4096)
+    device: Literal["cpu", "cuda"] = Field(
+        default="cpu", description="Where runs train (`cuda`: a GPU; on the Ray runner each run's task asks for one).")
 
     def lr_of(self, method: str) -> float:
         """The learning rate of `method` (override, default, or the LoRA default for unknown methods)."""
@@ -68,13 +71,19 @@ class TrainResult(BaseModel):
 def evaluate(model: Classifier, data: Encoded, batch_size: int = 128) -> tuple[float, float]:
     """(accuracy as a fraction correct, mean cross-entropy in nats) of `model` on `data`, in eval mode."""
     model.eval()
+    device = model.head.weight.device
     correct, loss = 0, 0.0
     for batch, y in data.batches(batch_size):
+        batch, y = _to(batch, device), y.to(device)
         logits = model(batch)
         correct += int((logits.argmax(-1) == y).sum())
         loss += float(F.cross_entropy(logits, y, reduction="sum"))
     n = max(len(data), 1)
     return correct / n, loss / n
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 def _schedule(steps: int) -> Callable[[int], float]:
@@ -98,7 +107,8 @@ def finetune(model: Classifier, groups: dict[str, list[nn.Parameter]], train: En
     rank allocation needs them).
     """
     start = time.perf_counter()
-    model.eval()
+    device = torch.device(config.device)
+    model.to(device).eval()
     head = list(model.head.parameters())
     for p in head:
         p.requires_grad_(True)
@@ -117,7 +127,7 @@ def finetune(model: Classifier, groups: dict[str, list[nn.Parameter]], train: En
     for step in range(config.steps):
         optimizer.zero_grad(set_to_none=True)
         batch, y = train.batch(order[step])
-        loss = F.cross_entropy(model(batch), y)
+        loss = F.cross_entropy(model(_to(batch, device)), y.to(device))
         loss.backward()
         optimizer.step()
         scheduler.step()

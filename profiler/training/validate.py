@@ -6,7 +6,7 @@ import statistics
 
 from pydantic import BaseModel, Field
 
-from profiler.gains.probe import train_plan
+from profiler.gains.fanout import FanOut, Run, run_here
 from profiler.training.finetune import TrainConfig, TrainResult
 from profiler.training.task import Task
 
@@ -21,13 +21,24 @@ class PlanValidation(BaseModel):
     baseline_runs: list[TrainResult]
 
 
+def validation_fanout(candidate_ids: list[str], config: TrainConfig, seeds: int = 1,
+                      predicted_points: float | None = None) -> FanOut[PlanValidation]:
+    """Per seed config.seed .. config.seed + seeds - 1, two runs: the plan, and the head-only baseline."""
+    configs = [config.model_copy(update={"seed": config.seed + s}) for s in range(seeds)]
+    runs = [Run(f"{label}, seed {c.seed}", candidates, c) for c in configs
+            for label, candidates in (("plan", candidate_ids), ("head only", []))]
+
+    def fold(results: list[TrainResult], _seconds: float) -> PlanValidation:
+        plan, base = results[0::2], results[1::2]
+        diffs = [100.0 * (p.accuracy - b.accuracy) for p, b in zip(plan, base, strict=True)]
+        return PlanValidation(predicted_points=predicted_points, realized_points=statistics.fmean(diffs),
+                              realized_std=statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
+                              plan_runs=plan, baseline_runs=base)
+
+    return FanOut(runs, fold)
+
+
 def validate_plan(task: Task, candidate_ids: list[str], config: TrainConfig, seeds: int = 1,
                   predicted_points: float | None = None) -> PlanValidation:
-    """Train the plan and the head-only baseline with seeds config.seed .. config.seed + seeds - 1."""
-    configs = [config.model_copy(update={"seed": config.seed + s}) for s in range(seeds)]
-    plan = [train_plan(task, candidate_ids, c) for c in configs]
-    base = [train_plan(task, [], c) for c in configs]
-    diffs = [100.0 * (p.accuracy - b.accuracy) for p, b in zip(plan, base, strict=True)]
-    return PlanValidation(predicted_points=predicted_points, realized_points=statistics.fmean(diffs),
-                          realized_std=statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
-                          plan_runs=plan, baseline_runs=base)
+    """Train the plan and the head-only baseline with seeds config.seed .. config.seed + seeds - 1, here."""
+    return run_here(task, validation_fanout(candidate_ids, config, seeds, predicted_points))

@@ -1,8 +1,11 @@
-"""What every job kind's runner gets and returns: a `Watch` on its job, and a `JobOutput`.
+"""What a job kind is: how a worker runs it here (`run`, with a `Watch` on its job), and how the Ray runner's
+driver feeds and stores its fan-out (`payload`, `store`); both give a `JobOutput`.
 
-A kind is a function `run(engine, job, settings, watch) -> JobOutput` (registered in `app.jobs.kinds.KINDS`, run by `app.jobs.execute`).
-It raises `profiler.Cancelled` to stop, `ValueError` (e.g. `ProfileError`) to fail with its
-message; anything else fails the job with the exception's name.
+A kind's `run(engine, job, settings, watch) -> JobOutput` is run by `app.jobs.execute` (registered in
+`app.jobs.kinds.KINDS`). It raises `profiler.Cancelled` to stop, `ValueError` (e.g. `ProfileError`) to fail
+with its message; anything else fails the job with the exception's name. On Ray, the kind's tasks
+(`app.jobs.ray_remote.REMOTE`) never touch the database: `payload` reads what they need, `store` writes what
+they made.
 """
 
 from __future__ import annotations
@@ -62,7 +65,18 @@ class Watch:
             raise Cancelled(message)
 
 
-Kind = Callable[[Engine, JobRow, Settings, Watch], JobOutput]
+@dataclass(frozen=True)
+class Kind:
+    """A job kind: its local run, and the driver's side of its Ray fan-out."""
+
+    run: Callable[[Engine, JobRow, Settings, Watch], JobOutput]
+    """Run the job in this process."""
+    payload: Callable[[Engine, JobRow, Settings], dict[str, Any]]
+    """What the kind's Ray `prepare` task gets, read from the database (and the models root) here."""
+    store: Callable[[Engine, JobRow, dict[str, Any]], JobOutput]
+    """Store what the kind's Ray fold returned; returns the job's output."""
+    task_options: Callable[[JobRow], dict[str, Any]]
+    """The options its Ray tasks' resources follow (`device`, `threads`)."""
 
 
 def save_profile(engine: Engine, cache_key: str, profile: Profile) -> str:

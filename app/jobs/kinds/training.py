@@ -1,7 +1,12 @@
-"""The training task of a gains or validation job: the built-in one, or a stored dataset on a model directory."""
+"""The training task of a gains or validation job: the built-in one, or a stored dataset on a model directory.
+
+`task_source` reads what builds the task (here, where the database is); `TaskSource.build` builds it
+anywhere the model directory has the same path (a Ray worker).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, cast
 
 from sqlalchemy import Engine
@@ -12,16 +17,43 @@ from app.modelspec import resolve_model_path
 from app.settings import Settings
 from app.store.tables import DatasetRow
 from profiler.training.datasets import DatasetError, parse_dataset
+from profiler.training.finetune import TrainConfig
 from profiler.training.task import Task, builtin_task, user_task
 
 
-def load_task(engine: Engine, spec: TaskSpec, settings: Settings) -> Task:
-    """Build the task (a dataset holds out 20 % for validation, one fixed split); DatasetError if it cannot be."""
+@dataclass(frozen=True)
+class TaskSource:
+    """The built-in task (no dataset), or a dataset's bytes and format on a model directory (an absolute path)."""
+
+    model_path: str | None = None
+    body: bytes | None = None
+    format: Literal["jsonl", "npz"] | None = None
+
+    def build(self) -> Task:
+        """The task (a dataset holds out 20 % for validation, one fixed split); DatasetError if it cannot be built."""
+        if self.model_path is None:
+            return builtin_task()
+        assert self.body is not None and self.format is not None
+        return user_task(self.model_path, parse_dataset(self.body, self.format))
+
+
+def task_source(engine: Engine, spec: TaskSpec, settings: Settings) -> TaskSource:
+    """What builds the job's task: its dataset read from the store, its model directory resolved under the models root."""
     if isinstance(spec, BuiltinTask):
-        return builtin_task()
+        return TaskSource()
     with Session(engine) as session:
         row = session.get(DatasetRow, spec.dataset_id)
         if row is None:
             raise DatasetError(f"dataset {spec.dataset_id!r} no longer exists")
-        data = parse_dataset(row.body, cast(Literal["jsonl", "npz"], row.format))
-    return user_task(str(resolve_model_path(spec.model_path, settings)), data)
+        body, fmt = row.body, cast(Literal["jsonl", "npz"], row.format)
+    return TaskSource(str(resolve_model_path(spec.model_path, settings)), body, fmt)
+
+
+def load_task(engine: Engine, spec: TaskSpec, settings: Settings) -> Task:
+    """Build the job's task here (`task_source`, then `TaskSource.build`)."""
+    return task_source(engine, spec, settings).build()
+
+
+def train_device(train: TrainConfig | None) -> dict[str, str]:
+    """The resources options of a job's Ray tasks: the device its runs train on (default: the CPU)."""
+    return {"device": "cpu" if train is None else train.device}

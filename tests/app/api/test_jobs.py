@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from app.store import create_store_engine, jobs, session_factory
+from app.store import create_store_engine, instances, jobs, session_factory
 from app.store.tables import JobRow
 from tests.tiny import TINY_BERT
 
@@ -90,22 +90,24 @@ def test_cancelling_a_finished_job_conflicts(settings: Settings, client: TestCli
     assert r.status_code == 409 and "already failed" in r.json()["detail"]
 
 
-def test_start_up_requeues_or_fails_jobs_left_running(settings: Settings) -> None:
+def test_start_up_requeues_or_fails_jobs_of_instances_that_are_gone(settings: Settings) -> None:
     engine = create_store_engine(settings.db)
     from app.store import init_db
 
     init_db(engine)
     with session_factory(engine)() as session:
-        for job_id, attempts in (("again", 1), ("gaveup", 2)):
+        for job_id, attempts, instance in (("again", 1, "dead"), ("gaveup", 2, None), ("busy", 1, "alive")):
             session.add(JobRow(id=job_id, state="running", cache_key=job_id, spec={"name": "x"},
-                               options={}, attempts=attempts, claimed_by="dead-worker"))
+                               options={}, attempts=attempts, claimed_by=f"{instance}-worker", instance=instance))
         session.commit()
-    assert jobs.release_running(engine, "the service restarted", max_attempts=2) == 2
+    instances.register(engine, "alive")
+    assert jobs.release_orphans(engine, "the service restarted", 2, instances.live(60, set())) == 2
     with session_factory(engine)() as session:
-        again, gaveup = session.get(JobRow, "again"), session.get(JobRow, "gaveup")
-        assert again.state == "queued" and "re-queued" in again.error
+        again, gaveup, busy = (session.get(JobRow, i) for i in ("again", "gaveup", "busy"))
+        assert again.state == "queued" and "re-queued" in again.error and again.instance is None
         assert gaveup.state == "failed" and "gave up after 2" in gaveup.error
         assert gaveup.finished_at is not None
+        assert busy.state == "running" and busy.error is None
 
 
 def test_a_running_job_can_be_cancelled(settings: Settings) -> None:

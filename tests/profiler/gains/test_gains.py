@@ -18,8 +18,9 @@ from profiler.gains.calibrate import (
     role_of,
 )
 from profiler.gains.estimate import GainEstimate, with_gains
+from profiler.gains.fanout import run_here, train_full
 from profiler.gains.prior import prior_gain, prior_gains
-from profiler.gains.probe import probe_gains, train_full
+from profiler.gains.probe import probe_fanout
 from profiler.methods.apply import apply_plan
 from profiler.training.datasets import Dataset
 from profiler.training.finetune import DEFAULT_LR, TrainConfig, finetune
@@ -72,13 +73,14 @@ def test_batchnorm_statistics_stay_frozen_on_arrays() -> None:
 def test_probes_are_paired_with_the_baseline_and_reproducible(tiny_task: Task) -> None:
     config = TrainConfig(steps=2, batch_size=8, seed=1)
     ids = [f"{Q}:lora:r2", f"{Q}:bitfit"]
-    first = probe_gains(tiny_task, {cid: [cid] for cid in ids}, config)
-    again = probe_gains(tiny_task, {cid: [cid] for cid in ids}, config, workers=2)  # forked workers agree
+    fanout = probe_fanout(tiny_task, ids, config)
+    first = run_here(tiny_task, fanout)
+    again = run_here(tiny_task, fanout, workers=2)  # forked workers agree
     for cid in ids:
-        assert first[cid].run.accuracy == again[cid].run.accuracy
-        est = first[cid].estimate()
+        est = first[cid]
+        assert est.details["accuracy"] == again[cid].details["accuracy"]
         assert est.source == "probe" and est.details["seed"] == 1 and est.details["steps"] == 2
-        assert est.gain == max(0.0, 100 * (first[cid].run.accuracy - first[cid].baseline_accuracy))
+        assert est.gain == max(0.0, 100 * (est.details["accuracy"] - est.details["baseline_accuracy"]))
 
 
 def test_mixtures_put_their_shortfall_on_their_end_of_the_settings() -> None:
