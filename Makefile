@@ -52,12 +52,12 @@ test-slow: $(VENV)/.installed-all chromium postgresql
 bench: $(VENV)/.installed-all chromium
 	$(PY) -m benchmarks.solve_random
 	$(PY) -m benchmarks.solve_profiles
-	$(PY) benchmarks/profile_speed.py --threads 2
+	$(PY) -m benchmarks.profile_speed --threads 2
 	$(PY) -m benchmarks.load
 	$(PY) -m benchmarks.load --candidates 200 --requests 500 --distinct-problems
 	$(PY) -m benchmarks.ray_workers
 	$(PY) -m benchmarks.ray_workers --job probe-gains
-	$(PY) benchmarks/quality.py
+	$(PY) -m benchmarks.quality
 	$(PY) -m benchmarks.report_size
 
 clean:

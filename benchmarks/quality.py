@@ -3,8 +3,6 @@
     python -m benchmarks.quality [--quick] [--seeds 3] [--steps 80] [--threads 2] [--recipes ...] \
         [--sources activation,gradient-l1] [--probes 2]
 
-(as a module from the repository root: run as a script, benchmarks/cuda.py shadows the `cuda` package torch imports)
-
 Task: all-MiniLM-L6-v2 (pretrained, offline) + mean pooling + linear head on Rotten Tomatoes
 fresh/rotten snippets (4,000 train). Gains: head-only baseline, gradient proxy on every candidate,
 role bundles probed and calibrated (`profiler.gains.calibrate`), a few single-candidate probes to

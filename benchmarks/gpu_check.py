@@ -1,6 +1,6 @@
 """The GPU check: the CUDA path measured, and the roofline predictions compared with it (one command, < 8 min).
 
-    python -m benchmarks.cuda [--device cuda|cpu] [--target h200]      (from the repository root)
+    python -m benchmarks.gpu_check [--device cuda|cpu] [--target h200]      (from the repository root)
 
 1. Memory: for BERT-base and SmolLM2-135M shapes and three plans each (`benchmarks.memory`), the predicted
    training memory against `torch.cuda.max_memory_allocated` over real training steps (bf16, batch 8 x 256).
