@@ -79,6 +79,17 @@ def wait_task(job_id: str, name: str, timeout: float, besides: int | None = None
     raise AssertionError(f"task {name} never ran")
 
 
+def cancel_and_wait(engine: Engine, runner, job_id: str, timeout: float = 20) -> None:
+    """Cancel the job as DELETE /v1/jobs/{id} does, and wait until none of its tasks runs any more."""
+    with Session(engine) as session:
+        assert jobs.cancel(session, session.get(JobRow, job_id))
+    runner.cancel(job_id)
+    deadline = time.monotonic() + timeout
+    while task_pids(job_id):
+        assert time.monotonic() < deadline, f"tasks still running: {task_pids(job_id)}"
+        time.sleep(0.1)
+
+
 def kill_task(job_id: str, name: str, timeout: float) -> int:
     """SIGKILL the worker process running task `name` as soon as it starts; returns its pid."""
     pid = wait_task(job_id, name, timeout)

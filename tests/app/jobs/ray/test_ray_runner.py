@@ -14,7 +14,7 @@ from app.jobs import create_runner  # noqa: E402
 from app.jobs.local import LocalRunner  # noqa: E402
 from app.jobs.ray_runner import RayRunner, RaySettings  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from app.store import create_store_engine, init_db, jobs  # noqa: E402
+from app.store import create_store_engine, init_db  # noqa: E402
 from app.store.tables import JobRow, ProfileRow  # noqa: E402
 from profiler.schema import Profile  # noqa: E402
 from tests.app.jobs.ray.helpers import (  # noqa: E402
@@ -22,6 +22,7 @@ from tests.app.jobs.ray.helpers import (  # noqa: E402
     SLOW_BERT,
     SLOW_OPTIONS,
     TINY_BERT,
+    cancel_and_wait,
     enqueue,
     job_row,
     kill_task,
@@ -123,13 +124,7 @@ def test_cancel_stops_the_tasks(settings: Settings, engine: Engine) -> None:
         job_id = enqueue(engine, {"config": SLOW_BERT}, {**SLOW_OPTIONS, "seed": 3}, "cancelled")
         runner.submit(job_id)
         wait_task(job_id, last_task(engine, job_id, timeout=120), timeout=120)
-        with Session(engine) as session:  # what DELETE /v1/jobs/{id} does
-            assert jobs.cancel(session, session.get(JobRow, job_id))
-        runner.cancel(job_id)
-        deadline = time.monotonic() + 20
-        while task_pids(job_id):
-            assert time.monotonic() < deadline, f"tasks still running: {task_pids(job_id)}"
-            time.sleep(0.1)
+        cancel_and_wait(engine, runner, job_id)
         time.sleep(2)
         assert not task_pids(job_id)
         row = job_row(engine, job_id)

@@ -7,7 +7,6 @@ worker does (`app.jobs.execute.run_job`) with one torch thread, as each Ray task
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from app.store import create_store_engine, datasets, init_db, jobs, plans  # noq
 from app.store.tables import JobRow, ProfileRow, new_id  # noqa: E402
 from profiler import ModelSpec, ProfileOptions, profile_model  # noqa: E402
 from profiler.schema import Profile  # noqa: E402
-from tests.app.jobs.ray.helpers import job_row, task_pids, wait_job, wait_task  # noqa: E402
+from tests.app.jobs.ray.helpers import cancel_and_wait, job_row, wait_job, wait_task  # noqa: E402
 from tests.app.service_helpers import PROFILE_OPTIONS, save_tiny_bert, store_profile, toy_jsonl  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.usefixtures("ray_instance")]
@@ -146,13 +145,7 @@ def test_cancelling_a_validation_job_stops_its_training_tasks(store) -> None:
         job_id = queue(engine, "validation", spec)
         runner.submit(job_id)
         wait_task(job_id, f"peft-planner:train:{job_id}:0", timeout=120)
-        with Session(engine) as session:  # what DELETE /v1/jobs/{id} does
-            assert jobs.cancel(session, session.get(JobRow, job_id))
-        runner.cancel(job_id)
-        deadline = time.monotonic() + 20
-        while task_pids(job_id):
-            assert time.monotonic() < deadline, f"tasks still running: {task_pids(job_id)}"
-            time.sleep(0.1)
+        cancel_and_wait(engine, runner, job_id)
         row = job_row(engine, job_id)
     finally:
         runner.stop()
