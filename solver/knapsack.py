@@ -559,6 +559,8 @@ class _Search:
         named = [g for g in groups if g is not None]
         if not selection and model.nonempty or any(i not in allowed for i in selection) or len(set(named)) < len(named):
             return False
+        if len(set(selection)) < len(selection):
+            return False
         return all(self.value_of(selection, col) <= row.cap for col, row in enumerate(model.rows, start=1))
 
     def beats(self, bound: float, e: int) -> bool:
@@ -606,11 +608,13 @@ class _Search:
         if not len(lp.x):
             return
         rows = slice(1, 1 + parts.n_rows)
-        z = np.floor(lp.x + 1e-9).astype(np.int64)
+        z = np.minimum(np.floor(np.maximum(lp.x, 0.0) + 1e-9), table.count[table.owner]).astype(np.int64)
         room = parts.caps - parts.suffix[e, rows] - z @ table.options[:, rows]
         if np.any(room < 0):
             return
         free = (table.count - np.bincount(table.owner, weights=z, minlength=len(table.count))).astype(np.int64).tolist()
+        if min(free, default=0) < 0:
+            return
         reduced, _ = parts.reduced_best(table, lp.lam, lp.mu)
         needs_at = e < parts.n_layers and not np.any(z[table.at] > 0)
         order = np.lexsort((-reduced, ~table.at)) if needs_at else np.argsort(-reduced, kind="stable")

@@ -6,20 +6,22 @@ import math
 
 from hypothesis import HealthCheck, given, settings
 
+from app.planning import problem_from_profile
 from solver import Problem, frontier
 from solver.examples import llama_like_problem
+from tests.app.service_helpers import synthetic_profile
 from tests.solver.brute import feasible_plans
 from tests.solver.strategies import problems
 
 
-def _pareto(data: dict) -> list[tuple[float, float]]:
-    """Return (params, gain) of the brute-force Pareto points with positive gain."""
+def _pareto(data: dict, axis: str = "params") -> list[tuple[float, float]]:
+    """Return (cost on `axis`, gain) of the brute-force Pareto points with positive gain."""
     data = {**data, "min_gain": 0.0}
-    plans = sorted(feasible_plans(data), key=lambda p: (p.params, -p.gain))
+    plans = sorted(feasible_plans(data), key=lambda p: (getattr(p, axis), -p.gain))
     points, best = [], 0.0
     for p in plans:
         if p.gain > best * (1 + 1e-12):
-            points.append((p.params, p.gain))
+            points.append((getattr(p, axis), p.gain))
             best = p.gain
     return points
 
@@ -57,3 +59,14 @@ def test_frontier_with_more_points_than_asked_spans_the_whole_range() -> None:
         assert p.params in exact_gain and math.isclose(p.gain, exact_gain[p.params], rel_tol=1e-9)
     # the samples reach down to the cheap end, not only the points nearest the budget
     assert sampled.points[0].params <= exact.points[len(exact.points) // 4].params
+
+
+def test_frontier_along_flops_of_a_profile_matches_brute_force() -> None:
+    """A profile's frontier along FLOPs (the API's /frontier?axis=flops): its LPs return counts a hair below 0,
+    which the rounding incumbent once floored to -1 and crashed on."""
+    data = problem_from_profile(synthetic_profile(), {"params": "100%"}).model_dump()
+    result = frontier(Problem.model_validate(data), axis="flops")
+    expected = _pareto(data, "flops")
+    assert result.complete and len(result.points) == len(expected) > 10
+    for p, (flops, gain) in zip(result.points, expected, strict=True):
+        assert math.isclose(p.flops, flops, rel_tol=1e-12) and math.isclose(p.gain, gain, rel_tol=1e-9)
