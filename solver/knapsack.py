@@ -378,8 +378,10 @@ class _Parts:
         rows = slice(1, 1 + self.n_rows)
         needs_at = e < self.n_layers
         if n == 0:
-            fits = not needs_at and bool(np.all(self.suffix[e, rows] <= self.caps))
-            return _Relaxed(np.zeros(self.n_rows), 0.0, float(self.suffix[e, 0]), np.zeros(0)) if fits else None
+            if needs_at or not np.all(self.suffix[e, rows] <= self.caps):
+                return None
+            lam = np.zeros(self.n_rows)
+            return _Relaxed(lam, 0.0, float(self.suffix[e, 0]), np.zeros(0), *self._reduced_best(table, lam, 0.0))
         # Rows: the budget rows, one per class of several options (their counts sum to at most its groups),
         # and for part e < K the layer-e option row (-sum of its counts <= -1); built column by column.
         n_classes = len(table.count)
@@ -410,15 +412,17 @@ class _Parts:
         if res is None:
             return None
         if not res.optimal:
-            return _Relaxed(np.zeros(self.n_rows), 0.0, math.inf, np.zeros(n))
+            lam = np.zeros(self.n_rows)
+            return _Relaxed(lam, 0.0, math.inf, np.zeros(n), *self._reduced_best(table, lam, 0.0))
         duals = np.maximum(-res.row_dual, 0.0)
         lam = duals[: self.n_rows]
         mu = float(duals[-1]) if needs_at else 0.0
-        best = np.maximum(self.reduced_best(table, lam, mu)[1], 0.0)
-        bound = self.suffix[e, 0] + float((self.caps - self.suffix[e, rows]) @ lam) - mu + float(table.count @ best)
-        return _Relaxed(lam, mu, bound, res.x)
+        reduced, best = self._reduced_best(table, lam, mu)
+        bound = (self.suffix[e, 0] + float((self.caps - self.suffix[e, rows]) @ lam) - mu
+                 + float(table.count @ np.maximum(best, 0.0)))
+        return _Relaxed(lam, mu, bound, res.x, reduced, best)
 
-    def reduced_best(self, table: _Table, lam: np.ndarray, mu: float) -> tuple[np.ndarray, np.ndarray]:
+    def _reduced_best(self, table: _Table, lam: np.ndarray, mu: float) -> tuple[np.ndarray, np.ndarray]:
         """Return each option's Lagrangian reduced objective at (lam, mu) and each class's best (or -inf)."""
         rows = slice(1, 1 + self.n_rows)
         reduced = table.options[:, 0] - table.options[:, rows] @ lam + mu * table.at
@@ -430,12 +434,14 @@ class _Parts:
 @dataclass(frozen=True)
 class _Relaxed:
     """A part's LP relaxation: row multipliers `lam`, the layer-e multiplier `mu`, the Lagrangian bound they
-    prove, and the LP's option counts `x`."""
+    prove, the LP's option counts `x`, and at (lam, mu) each option's reduced objective and each class's best."""
 
     lam: np.ndarray
     mu: float
     bound: float
     x: np.ndarray
+    reduced: np.ndarray
+    best: np.ndarray
 
 
 @dataclass
@@ -615,7 +621,7 @@ class _Search:
         free = (table.count - np.bincount(table.owner, weights=z, minlength=len(table.count))).astype(np.int64).tolist()
         if min(free, default=0) < 0:
             return
-        reduced, _ = parts.reduced_best(table, lp.lam, lp.mu)
+        reduced = lp.reduced
         needs_at = e < parts.n_layers and not np.any(z[table.at] > 0)
         order = np.lexsort((-reduced, ~table.at)) if needs_at else np.argsort(-reduced, kind="stable")
         useful = (table.options[:, 0] > 0) | (table.at & needs_at)
@@ -631,20 +637,18 @@ class _Search:
                 needs_at = needs_at and not at[k]
                 if not any(a > 0 for a in cost):
                     break
-        z = np.asarray(counts, dtype=np.int64)
-        selection = _selection(table, z.tolist())
+        selection = _selection(table, counts)
         if not needs_at and self._feasible(selection):
             self._offer(_Solved(e, selection, self.value_of(selection, 0)))
 
-    def _fixed(self, table: _Table, lp: _Relaxed) -> tuple[list[int], list[int]]:
+    def _fixed(self, table: _Table, lp: _Relaxed) -> tuple[np.ndarray, np.ndarray]:
         """Return each option's most and each class's fewest chosen groups in any plan of part e that may
         match the incumbent (reduced-cost fixing: a plan loses its options' reduced-objective shortfall, and
         each unchosen group its class's best, from the Lagrangian bound at the LP duals)."""
         counts = table.count[table.owner]
         if self.best is None or not math.isfinite(lp.bound):
-            return counts.tolist(), [0] * len(table.count)
-        reduced, best = self.parts.reduced_best(table, lp.lam, lp.mu)
-        best = np.maximum(best, 0.0)
+            return counts, np.zeros(len(table.count), dtype=np.int64)
+        reduced, best = lp.reduced, np.maximum(lp.best, 0.0)
         value = self.best.value
         gap = max(lp.bound - value + _TIE_RTOL * max(1.0, abs(value)) + _FIX_RTOL * max(1.0, abs(lp.bound)), 0.0)
         loss = np.maximum(best[table.owner] - reduced, 0.0)
@@ -653,14 +657,14 @@ class _Search:
             unchosen = np.where(best > 0, np.floor(gap / best), np.inf)
         upper = np.minimum(counts, most).astype(np.int64)
         fewest = np.maximum(table.count - np.minimum(table.count, unchosen), 0).astype(np.int64)
-        return upper.tolist(), fewest.tolist()
+        return upper, fewest
 
     def _solve_part(self, e: int, table: _Table, lp: _Relaxed) -> bool:
         """Solve part e with a cutoff at the incumbent and reduced-cost fixing; False when the deadline stopped it."""
         upper, fewest = self._fixed(table, lp)
-        free = np.asarray(upper) > 0
+        free = upper > 0
         table = table.restricted(free)
-        part = _PartModel.build(self.parts, e, table, (np.asarray(upper)[free].tolist(), fewest))
+        part = _PartModel.build(self.parts, e, table, (upper[free].tolist(), fewest.tolist()))
         if part is None:
             return True
         part.cut_off(self.best)
