@@ -7,7 +7,6 @@ import time
 
 from pydantic import BaseModel
 
-from solver.instance import Instance
 from solver.knapsack import Axis, KnapsackModel, axis_form, gain_form
 from solver.problem import Plan, Problem
 from solver.shared import fold
@@ -61,8 +60,7 @@ class _Descent:
 
     def __init__(self, problem: Problem, axis: Axis, deadline: float):
         self.folded = fold(problem, memory_decides=axis == "memory_bytes")
-        inst = self.inst = Instance.from_problem(self.folded.problem)
-        self.original = Instance.from_problem(problem) if self.folded.problem is not problem else inst
+        inst = self.inst = self.folded.instance
         self.axis, self.deadline = axis, deadline
         self.allowed = inst.fitting_alone()
         self.form = axis_form(inst, axis)
@@ -91,7 +89,7 @@ class _Descent:
             if out.status != "optimal" or not out.selection:
                 self.finished = out.status in ("optimal", "infeasible")
                 return points, self.finished and step == 0.0
-            plan = plan_of(self.original, self.folded.original(out.selection), "optimal", out.bound,
+            plan = plan_of(self.folded.source_instance, self.folded.unfold(out.selection), "optimal", out.bound,
                            (time.perf_counter() - start) * 1e3)
             if not points or plan.gain < points[-1].gain:
                 points.append(plan)

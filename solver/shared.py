@@ -17,7 +17,9 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
+from solver.instance import Instance
 from solver.problem import Candidate, Problem
 
 # Most combinations one joined unit may have: beyond, the problem is refused rather than solved slowly.
@@ -26,13 +28,25 @@ MAX_COMBINATIONS = 20_000
 
 @dataclass(frozen=True)
 class Folded:
-    """A problem without saved inputs and, per candidate position, the original candidates it stands for."""
+    """A problem without saved inputs, the problem it was folded from, and per candidate position the
+    original candidates it stands for."""
 
     problem: Problem
+    source: Problem
     members: list[tuple[int, ...]]
 
-    def original(self, selection: list[int]) -> list[int]:
-        """Return the original candidate positions of a selection of the folded problem's candidates."""
+    @cached_property
+    def instance(self) -> Instance:
+        """Return the folded problem prepared for solving."""
+        return Instance.from_problem(self.problem)
+
+    @cached_property
+    def source_instance(self) -> Instance:
+        """Return the source problem prepared for solving (the folded one's, when nothing was folded)."""
+        return self.instance if self.problem is self.source else Instance.from_problem(self.source)
+
+    def unfold(self, selection: list[int]) -> list[int]:
+        """Return the source candidate positions of a selection of the folded problem's candidates."""
         return sorted(i for j in selection for i in self.members[j])
 
 
@@ -82,7 +96,7 @@ def fold(problem: Problem, *, memory_decides: bool = False) -> Folded:
     n = len(problem.candidates)
     decides = memory_decides or problem.budget.memory_bytes is not None
     if not decides or not any(c.saved_input for c in problem.candidates):
-        return Folded(problem, [(i,) for i in range(n)])
+        return Folded(problem, problem, [(i,) for i in range(n)])
     inputs = {i.key: i.memory_bytes for i in problem.saved_inputs}
     cands = problem.candidates
     units = _units(problem)
@@ -109,7 +123,7 @@ def fold(problem: Problem, *, memory_decides: bool = False) -> Folded:
             if chosen:
                 out.append(_combined(problem, chosen, inputs, group, len(out)))
                 members.append(chosen)
-    return Folded(problem.model_copy(update={"candidates": out, "saved_inputs": []}), members)
+    return Folded(problem.model_copy(update={"candidates": out, "saved_inputs": []}), problem, members)
 
 
 def _combined(problem: Problem, chosen: tuple[int, ...], inputs: dict[str, float], group: str, j: int) -> Candidate:

@@ -23,15 +23,15 @@ def solve(problem: Problem, *, max_time_s: float = 60.0, efficiency_rtol: float 
     start = time.perf_counter()
     deadline = start + max_time_s
     folded = fold(problem)
-    inst = Instance.from_problem(folded.problem)
+    inst = folded.instance
     allowed = inst.fitting_alone()
     if problem.objective == "gain":
         selection, status, bound = _maximize_gain(inst, allowed, deadline)
     else:
         result = maximize_efficiency(inst, allowed, deadline, efficiency_rtol)
         selection, status, bound = result.selection, result.status, result.bound
-    original = Instance.from_problem(problem) if folded.problem is not problem else inst
-    return plan_of(original, folded.original(selection), status, bound, (time.perf_counter() - start) * 1e3)
+    return plan_of(folded.source_instance, folded.unfold(selection), status, bound,
+                   (time.perf_counter() - start) * 1e3)
 
 
 def cost_form(inst: Instance) -> Form:
