@@ -3,7 +3,7 @@ peft configs; validate a plan by fine-tuning it (a job)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -26,7 +26,7 @@ from app.planning import (
     problem_from_profile,
     with_memory,
 )
-from app.planning.exportable import Exportable, family_part, solve_exportable
+from app.planning.exportable import Exportable, solve_exportable
 from app.planning.notes import plan_notes
 from app.planning.prepared import PreparedProblem
 from app.planning.profiles import load_profile
@@ -149,18 +149,26 @@ def _checked(
 
 @dataclass(frozen=True)
 class _Solved:
-    """A solved request as cached: its plan, notes and, when exportable, what the restriction left out."""
+    """A solved request as cached: its plan, notes and, when exportable, what the restriction left out and the
+    part of the problem it solved (serialized and hashed once, without a source)."""
 
     plan: Plan
     notes: list[str]
     exportable: Exportable | None
+    part: PreparedProblem | None
+
+    def stored(self, prepared: PreparedProblem) -> PreparedProblem:
+        """The problem the plan solved, with the request's source: `prepared`, or the peft family's part."""
+        if self.part is None:
+            return prepared
+        return replace(self.part, source={**prepared.source, "problem_sha256": self.part.digest})
 
 
 def _solve(ctx: Context, prepared: PreparedProblem, exportable: str | None) -> _Solved:
     """Solve (within one peft family when `exportable`) within the service's time limit, at most
     `settings.max_concurrent_solves` at once; a request that waits `settings.solve_wait_s` for a slot is a 503
     with Retry-After."""
-    problem, report, limit = prepared.problem(), None, ctx.settings.solve_max_time_s
+    problem, report, part, limit = prepared.problem(), None, None, ctx.settings.solve_max_time_s
     if not ctx.solves.acquire(timeout=ctx.settings.solve_wait_s):
         raise ApiError(503, f"{ctx.settings.max_concurrent_solves} solves are running (the limit); retry shortly",
                        headers={"Retry-After": "1"})
@@ -170,6 +178,7 @@ def _solve(ctx: Context, prepared: PreparedProblem, exportable: str | None) -> _
         else:
             result = solve_exportable(problem, limit)
             plan, problem, report = result.plan, result.problem, result.exportable
+            part = PreparedProblem.of(problem, {}).cacheable()
     except SolveTimeout as exc:
         raise ApiError(
             503, f"no feasible plan found within {limit} s: {exc}", headers={"Retry-After": "1"},
@@ -179,14 +188,7 @@ def _solve(ctx: Context, prepared: PreparedProblem, exportable: str | None) -> _
     finally:
         ctx.solves.release()
     ctx.metrics.solve.labels(plan.objective, plan.status).observe(plan.solve_ms / 1e3)
-    return _Solved(plan, plan_notes(problem, plan, dict(prepared.source["gains"])), report)
-
-
-def _solved_problem(prepared: PreparedProblem, exportable: Exportable | None) -> PreparedProblem:
-    """The problem a plan solved: the request's, or its peft family's part of it."""
-    if exportable is None:
-        return prepared
-    return PreparedProblem.of(family_part(prepared.problem(), exportable.family), prepared.source)
+    return _Solved(plan, plan_notes(problem, plan, dict(prepared.source["gains"])), report, part)
 
 
 @router.post(
@@ -217,7 +219,7 @@ def _create_plan(
             solved = _solve(ctx, prepared, body.exportable)
             if solved.plan.status == "optimal":
                 ctx.solved.put(key, solved)
-        stored = _solved_problem(prepared, solved.exportable)
+        stored = solved.stored(prepared)
         source = {**stored.source, "reused": reused, "notes": solved.notes}
         if solved.exportable is not None:
             source["exportable"] = solved.exportable.model_dump(mode="json")
