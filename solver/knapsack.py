@@ -374,61 +374,75 @@ class _Parts:
         (part e < K) the need for an option at layer e, whose multiplier mu enters
         the part's own bound.
         """
-        n = len(table.owner)
         rows = slice(1, 1 + self.n_rows)
+        return self._relaxation(e, table, table.options[:, 0], float(self.suffix[e, 0]), table.options[:, rows],
+                                self.caps - self.suffix[e, rows])
+
+    def tie_bound(self, e: int, table: _Table, floor: float) -> _Relaxed | None:
+        """Return the LP relaxation of part e's plans of objective at least `floor`, maximizing the negated
+        second form (so minus its bound is a proven least second form over them), or None when infeasible."""
+        rows = slice(1, 1 + self.n_rows)
+        coefs = np.column_stack([table.options[:, rows], -table.options[:, 0]])
+        caps = np.append(self.caps - self.suffix[e, rows], self.suffix[e, 0] - floor)
+        return self._relaxation(e, table, -table.options[:, -1], -float(self.suffix[e, -1]), coefs, caps)
+
+    def _relaxation(self, e: int, table: _Table, objective: np.ndarray, constant: float, coefs: np.ndarray,
+                    caps: np.ndarray) -> _Relaxed | None:
+        """Return the LP relaxation of max constant + objective . counts over part e's classes with rows
+        coefs . counts <= caps, and its Lagrangian bound at the LP duals; None when infeasible."""
+        n, n_rows = len(table.owner), len(caps)
         needs_at = e < self.n_layers
         if n == 0:
-            if needs_at or not np.all(self.suffix[e, rows] <= self.caps):
+            if needs_at or np.any(caps < 0):
                 return None
-            lam = np.zeros(self.n_rows)
-            return _Relaxed(lam, 0.0, float(self.suffix[e, 0]), np.zeros(0), *self._reduced_best(table, lam, 0.0))
-        # Rows: the budget rows, one per class of several options (their counts sum to at most its groups),
+            lam = np.zeros(n_rows)
+            return _Relaxed(lam, 0.0, constant, np.zeros(0), *_reduced_best(table, objective, coefs, lam, 0.0))
+        # Rows: the given rows, one per class of several options (their counts sum to at most its groups),
         # and for part e < K the layer-e option row (-sum of its counts <= -1); built column by column.
         n_classes = len(table.count)
         multi = np.bincount(table.owner, minlength=n_classes) > 1
-        class_row = np.cumsum(multi) - 1 + self.n_rows
-        at_row = self.n_rows + int(multi.sum())
-        coefs = table.options[:, rows]
+        class_row = np.cumsum(multi) - 1 + n_rows
+        at_row = n_rows + int(multi.sum())
         in_class = multi[table.owner]
         at = table.at if needs_at else np.zeros(n, dtype=bool)
-        per_column = self.n_rows + in_class.astype(np.int64) + at.astype(np.int64)
+        per_column = n_rows + in_class.astype(np.int64) + at.astype(np.int64)
         start = np.concatenate([[0], np.cumsum(per_column)]).astype(np.int32)
         index = np.empty(int(start[-1]), dtype=np.int32)
         value = np.empty(int(start[-1]))
-        budget = start[:-1, None] + np.arange(self.n_rows)[None, :]
-        index[budget.reshape(-1)] = np.tile(np.arange(self.n_rows, dtype=np.int32), n)
+        budget = start[:-1, None] + np.arange(n_rows)[None, :]
+        index[budget.reshape(-1)] = np.tile(np.arange(n_rows, dtype=np.int32), n)
         value[budget.reshape(-1)] = coefs.reshape(-1)
-        after = start[:-1] + self.n_rows
+        after = start[:-1] + n_rows
         index[after[in_class]] = class_row[table.owner[in_class]]
         value[after[in_class]] = 1.0
         last = after + in_class
         index[last[at]] = at_row
         value[last[at]] = -1.0
-        upper = [self.caps - self.suffix[e, rows], table.count[multi].astype(float)]
+        upper = [caps, table.count[multi].astype(float)]
         if needs_at:
             upper.append(np.array([-1.0]))
-        res = _solve_lp(-table.options[:, 0], table.count[table.owner].astype(float), np.concatenate(upper),
+        res = _solve_lp(-objective, table.count[table.owner].astype(float), np.concatenate(upper),
                         start, index, value)
         if res is None:
             return None
         if not res.optimal:
-            lam = np.zeros(self.n_rows)
-            return _Relaxed(lam, 0.0, math.inf, np.zeros(n), *self._reduced_best(table, lam, 0.0))
+            lam = np.zeros(n_rows)
+            return _Relaxed(lam, 0.0, math.inf, np.zeros(n), *_reduced_best(table, objective, coefs, lam, 0.0))
         duals = np.maximum(-res.row_dual, 0.0)
-        lam = duals[: self.n_rows]
+        lam = duals[:n_rows]
         mu = float(duals[-1]) if needs_at else 0.0
-        reduced, best = self._reduced_best(table, lam, mu)
-        bound = (self.suffix[e, 0] + float((self.caps - self.suffix[e, rows]) @ lam) - mu
-                 + float(table.count @ np.maximum(best, 0.0)))
+        reduced, best = _reduced_best(table, objective, coefs, lam, mu)
+        bound = constant + float(caps @ lam) - mu + float(table.count @ np.maximum(best, 0.0))
         return _Relaxed(lam, mu, bound, res.x, reduced, best)
 
-    def _reduced_best(self, table: _Table, lam: np.ndarray, mu: float) -> tuple[np.ndarray, np.ndarray]:
-        """Return each option's Lagrangian reduced objective at (lam, mu) and each class's best (or -inf)."""
-        rows = slice(1, 1 + self.n_rows)
-        reduced = table.options[:, 0] - table.options[:, rows] @ lam + mu * table.at
-        best = np.full(len(table.count), -math.inf)
-        np.maximum.at(best, table.owner, reduced)
-        return reduced, best
+
+def _reduced_best(table: _Table, objective: np.ndarray, coefs: np.ndarray, lam: np.ndarray,
+                  mu: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return each option's Lagrangian reduced objective at (lam, mu) and each class's best (or -inf)."""
+    reduced = objective - coefs @ lam + mu * table.at
+    best = np.full(len(table.count), -math.inf)
+    np.maximum.at(best, table.owner, reduced)
+    return reduced, best
 
 
 @dataclass(frozen=True)
@@ -598,7 +612,7 @@ class _Search:
                 open_parts.discard(e)
                 continue
             self._round(e, table, lp)
-            if not self.beats(self.bound[e], e):
+            if not self.beats(self.bound[e], e) or self._ties_settled(e, table):
                 open_parts.discard(e)
                 continue
             settled = self._solve_part(e, table, lp)
@@ -640,6 +654,34 @@ class _Search:
         selection = _selection(table, counts)
         if not needs_at and self._feasible(selection):
             self._offer(_Solved(e, selection, self.value_of(selection, 0)))
+
+    def _ties_settled(self, e: int, table: _Table) -> bool:
+        """Settle part e, whose bound the incumbent meets, by the LP of its ties (its plans within the tie
+        tolerance of the incumbent, least second form first): True when none is cheaper than the best tie, or
+        the LP's solution is integral, a tie, and attains the LP's bound (then it is offered)."""
+        if not self.second or self.best is None:
+            return False
+        slack = _TIE_RTOL * max(1.0, abs(self.best.value))
+        if self.bound[e] > self.best.value + slack:
+            return False
+        lp = self.parts.tie_bound(e, table, self.best.value - slack)
+        if lp is None:
+            return True
+        least = -lp.bound
+        margin = _FIX_RTOL * max(1.0, abs(least))
+        if least >= self.best_second - margin:
+            return True
+        counts = np.round(lp.x)
+        if not len(counts) or np.max(np.abs(lp.x - counts)) > 1e-9:
+            return False
+        selection = _selection(table, counts.astype(np.int64).tolist())
+        if not self._feasible(selection):
+            return False
+        found = _Solved(e, selection, self.value_of(selection, 0))
+        if found.value < self.best.value - slack or self.value_of(selection, -1) > least + margin:
+            return False
+        self._offer(found)
+        return True
 
     def _fixed(self, table: _Table, lp: _Relaxed) -> tuple[np.ndarray, np.ndarray]:
         """Return each option's most and each class's fewest chosen groups in any plan of part e that may
