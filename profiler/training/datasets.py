@@ -1,14 +1,21 @@
-"""Labelled datasets for gain estimation and fine-tuning: text (JSONL) or arrays (NPZ), validated.
+"""Datasets for gain estimation and fine-tuning: labelled text or prompt/completion text (JSONL), or arrays (NPZ).
 
-A `Dataset` holds either `texts` (one string per example) or `x` (an array, examples on axis 0),
-plus integer class indices `y` into `classes` (the original labels, sorted). Uploaded bytes are
-parsed by `parse_dataset`, which rejects anything malformed with a one-line `DatasetError`.
+A `Dataset` is one of three kinds, told apart by its JSONL rows:
+
+* `text`: `{"text", "label"}` rows (or an NPZ's `x`, kind `array`): `texts` or `x` with integer class
+  indices `y` into `classes` (the original labels, sorted), for a classification task;
+* `completion`: `{"prompt", "completion"}` rows, for a causal-LM task trained on the completions;
+* `corpus`: `{"text"}` rows without labels, for a causal-LM task trained on every token.
+
+`Dataset.task` says which task a dataset trains. Uploaded bytes are parsed by `parse_dataset`, which
+rejects anything malformed with a one-line `DatasetError` naming the line or field.
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,29 +34,46 @@ class DatasetError(ProfileError):
     """An uploaded dataset that cannot be used; the message names the line or field."""
 
 
+Kind = Literal["text", "array", "completion", "corpus"]
+TaskKind = Literal["classification", "causal_lm"]
+
+
 @dataclass(frozen=True)
 class Dataset:
-    """Examples (texts or array rows) with class indices `y` (int64) into `classes`."""
+    """Examples: texts or array rows with class indices `y` (int64) into `classes` (classification), or
+    `completions` with their `prompts` (None for a corpus: every token is trained) for a causal LM."""
 
-    y: np.ndarray
+    y: np.ndarray | None
     classes: list[str]
     texts: list[str] | None = None
     x: np.ndarray | None = None
+    prompts: list[str] | None = None
+    completions: list[str] | None = None
 
     @property
-    def kind(self) -> Literal["text", "array"]:
-        """"text" for JSONL text data, "array" for NPZ arrays."""
+    def kind(self) -> Kind:
+        """"text" (labelled JSONL), "array" (NPZ), "completion" (prompt/completion JSONL) or "corpus" (JSONL texts)."""
+        if self.completions is not None:
+            return "completion" if self.prompts is not None else "corpus"
         return "text" if self.texts is not None else "array"
 
+    @property
+    def task(self) -> TaskKind:
+        """The task the dataset trains: classification (labels) or causal_lm (completions)."""
+        return "causal_lm" if self.completions is not None else "classification"
+
     def __len__(self) -> int:
-        return int(self.y.shape[0])
+        return len(self.completions) if self.completions is not None else int(self.y.shape[0])
 
     def subset(self, index: np.ndarray | list[int]) -> Dataset:
         """The examples at `index`, same classes."""
         index = np.asarray(index, dtype=np.int64)
-        texts = [self.texts[i] for i in index] if self.texts is not None else None
-        x = self.x[index] if self.x is not None else None
-        return Dataset(self.y[index], self.classes, texts, x)
+
+        def pick(values: list[str] | None) -> list[str] | None:
+            return [values[i] for i in index] if values is not None else None
+
+        return Dataset(self.y[index] if self.y is not None else None, self.classes, pick(self.texts),
+                       self.x[index] if self.x is not None else None, pick(self.prompts), pick(self.completions))
 
     def split(self, validation: float, seed: int = 0) -> tuple[Dataset, Dataset]:
         """(train, validation) by a seeded permutation; `validation` is a count or a fraction."""
@@ -61,10 +85,16 @@ class Dataset:
         return self.subset(np.sort(order[n_val:])), self.subset(np.sort(order[:n_val]))
 
     def summary(self) -> dict[str, Any]:
-        """Kind, size, classes and per-class counts (JSON-ready)."""
-        counts = np.bincount(self.y, minlength=len(self.classes))
-        out: dict[str, Any] = {"kind": self.kind, "examples": len(self), "classes": self.classes,
-                               "class_counts": [int(c) for c in counts]}
+        """Kind, task, size, and classes with per-class counts or completion lengths in characters (JSON-ready)."""
+        out: dict[str, Any] = {"kind": self.kind, "task": self.task, "examples": len(self)}
+        if self.completions is not None:
+            lengths = [len(c) for c in self.completions]
+            out["completion_chars"] = {"min": min(lengths), "max": max(lengths),
+                                       "mean": round(sum(lengths) / len(lengths), 1)}
+            return out
+        assert self.y is not None
+        out |= {"classes": self.classes,
+                "class_counts": [int(c) for c in np.bincount(self.y, minlength=len(self.classes))]}
         if self.x is not None:
             out["shape"] = list(self.x.shape[1:])
         return out
@@ -88,13 +118,34 @@ def _check_size(n: int) -> None:
         raise DatasetError(f"{n} examples; the limit is {MAX_EXAMPLES}")
 
 
+ROW_SHAPES = '{"text", "label"} (classification), {"prompt", "completion"} or {"text"} (causal LM)'
+SHAPE_NAMES = {"text": '{"text", "label"}', "completion": '{"prompt", "completion"}', "corpus": '{"text"} (no label)'}
+
+
+def _row_shape(row: dict[str, Any]) -> Kind:
+    if "prompt" in row or "completion" in row:
+        return "completion"
+    return "text" if "label" in row else "corpus"
+
+
+def _string(row: dict[str, Any], key: str, number: int) -> str:
+    value = row.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise DatasetError(f"line {number}: \"{key}\" must be a non-empty string")
+    if len(value) > MAX_TEXT_CHARS:
+        raise DatasetError(f"line {number}: {key} of {len(value)} characters; the limit is {MAX_TEXT_CHARS}")
+    return value
+
+
 def parse_jsonl(data: bytes) -> Dataset:
-    """One JSON object per line with a non-empty string "text" and a string or integer "label"."""
+    """One JSON object per line, every line of one shape (`ROW_SHAPES`): a non-empty string "text" and a string
+    or integer "label"; non-empty strings "prompt" and "completion"; or a non-empty string "text" alone."""
     try:
         body = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DatasetError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-    texts, labels = [], []
+    shape: Kind | None = None
+    columns: dict[str, list[Any]] = defaultdict(list)
     for number, line in enumerate(body.split("\n"), 1):  # JSON Lines: only "\n" ends a line (not U+2028)
         if not line.strip():
             continue
@@ -103,21 +154,32 @@ def parse_jsonl(data: bytes) -> Dataset:
         except JsonTextError as exc:
             raise DatasetError(f"line {number}: {exc}") from None
         if not isinstance(row, dict):
-            raise DatasetError(f"line {number}: expected an object with \"text\" and \"label\"")
-        text, label = row.get("text"), row.get("label")
-        if not isinstance(text, str) or not text.strip():
-            raise DatasetError(f"line {number}: \"text\" must be a non-empty string")
-        if len(text) > MAX_TEXT_CHARS:
-            raise DatasetError(f"line {number}: text of {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
-        if isinstance(label, bool) or not isinstance(label, str | int) or (isinstance(label, str) and not label):
-            raise DatasetError(f"line {number}: \"label\" must be a non-empty string or an integer")
-        texts.append(text)
-        labels.append(label)
-        if len(texts) > MAX_EXAMPLES:
-            _check_size(len(texts))
-    _check_size(len(texts))
-    y, classes = _classes(labels)
-    return Dataset(y, classes, texts=texts)
+            raise DatasetError(f"line {number}: expected an object: {ROW_SHAPES}")
+        this = _row_shape(row)
+        if shape is not None and this != shape:
+            raise DatasetError(f"line {number}: a {SHAPE_NAMES[this]} row after {SHAPE_NAMES[shape]} rows; "
+                               "every line has the same keys")
+        shape = this
+        if this == "completion":
+            columns["prompts"].append(_string(row, "prompt", number))
+            columns["completions"].append(_string(row, "completion", number))
+        else:
+            columns["texts"].append(_string(row, "text", number))
+        if this == "text":
+            label = row.get("label")
+            if isinstance(label, bool) or not isinstance(label, str | int) or (isinstance(label, str) and not label):
+                raise DatasetError(f"line {number}: \"label\" must be a non-empty string or an integer")
+            columns["labels"].append(label)
+        n = len(columns["texts"]) or len(columns["completions"])
+        if n > MAX_EXAMPLES:
+            _check_size(n)
+    _check_size(len(columns["texts"]) or len(columns["completions"]))
+    if shape == "completion":
+        return Dataset(None, [], prompts=columns["prompts"], completions=columns["completions"])
+    if shape == "corpus":
+        return Dataset(None, [], completions=columns["texts"])
+    y, classes = _classes(columns["labels"])
+    return Dataset(y, classes, texts=columns["texts"])
 
 
 def parse_npz(data: bytes) -> Dataset:

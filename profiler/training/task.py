@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from profiler.models.directory import check_model_dir
-from profiler.training.datasets import Dataset, DatasetError
+from profiler.training.datasets import SHAPE_NAMES, Dataset, DatasetError
 from profiler.training.rotten import rotten_tomatoes_splits
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -166,7 +166,11 @@ def load_encoder(path: str) -> tuple[nn.Module, Any | None]:
 
 def make_task(name: str, encoder: nn.Module, tokenizer: Any | None, train: Dataset, validation: Dataset,
               max_len: int = 64, model_path: str | None = None) -> Task:
-    """A task from an encoder and data (validation classes must match training)."""
+    """A classification task from an encoder and labelled data (validation classes must match training);
+    DatasetError for prompt/completion or unlabelled text, which train a causal LM, not a classifier."""
+    if train.task != "classification":
+        raise DatasetError(f"this dataset holds {SHAPE_NAMES[train.kind]} rows, which train a causal LM; gains and "
+                           "validation runs train a classification head and need {\"text\", \"label\"} rows")
     if train.classes != validation.classes:
         raise DatasetError("train and validation have different label sets")
     return Task(name, model_path, encode(train, tokenizer, max_len), encode(validation, tokenizer, max_len),

@@ -37,11 +37,19 @@ def test_upload_jsonl_dataset_then_read_it(client: TestClient) -> None:
     r = client.post("/v1/datasets?name=reviews", content=body, headers={"Content-Type": "application/x-ndjson"})
     assert r.status_code == 201, r.text
     out = r.json()
-    assert out["summary"] == {"kind": "text", "examples": 9, "classes": ["fresh", "rotten"], "class_counts": [6, 3]}
+    assert out["summary"] == {"kind": "text", "task": "classification", "examples": 9, "classes": ["fresh", "rotten"], "class_counts": [6, 3]}
     assert r.headers["Location"] == f"/v1/datasets/{out['id']}"
     assert client.get(r.headers["Location"]).json() == out
     page = client.get("/v1/datasets").json()
     assert page["total"] == 1 and page["items"] == [out]
+
+
+def test_upload_prompt_completion_dataset(client: TestClient) -> None:
+    body = "\n".join(json.dumps({"prompt": f"{i} + {i} =", "completion": str(2 * i)}) for i in range(6))
+    r = client.post("/v1/datasets", content=body, headers={"Content-Type": "application/x-ndjson"})
+    assert r.status_code == 201, r.text
+    assert r.json()["summary"] == {"kind": "completion", "task": "causal_lm", "examples": 6,
+                                   "completion_chars": {"min": 1, "max": 2, "mean": 1.2}}
 
 
 def test_upload_npz_dataset(client: TestClient) -> None:
@@ -53,7 +61,8 @@ def test_upload_npz_dataset(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(("body", "fmt", "status", "detail"), [
-    (b'{"text": "a"}', "jsonl", 422, "\"label\" must be"),
+    (b'{"text": "a", "label": 1.5}', "jsonl", 422, "\"label\" must be"),
+    (b'{"prompt": "2+2?", "completion": ""}', "jsonl", 422, "line 1: \"completion\" must be a non-empty string"),
     (b"not an archive", "npz", 422, "not a readable"),
     (b"x" * (65 * 1024), "jsonl", 413, ""),
 ])

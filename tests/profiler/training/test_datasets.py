@@ -36,11 +36,38 @@ def test_integer_labels_sort_numerically() -> None:
     (b"\xff\xfe", "not UTF-8"),
     (jsonl([[1, 2]] * 4), "expected an object"),
     (jsonl([{"text": "a", "label": True}] * 4), "\"label\" must be"),
+    (jsonl([{"prompt": "q", "completion": ""}] * 4), "line 1: \"completion\" must be a non-empty string"),
+    (jsonl([{"prompt": " ", "completion": "a"}] * 4), "line 1: \"prompt\" must be a non-empty string"),
+    (jsonl([{"completion": "a"}] * 4), "line 1: \"prompt\" must be a non-empty string"),
+    (jsonl([{"text": "a", "label": 0}, {"text": "b", "label": 1}, {"text": "c"}]),
+     "line 3: a \\{\"text\"\\} \\(no label\\) row after \\{\"text\", \"label\"\\} rows"),
+    (jsonl([{"text": "a"}, {"prompt": "p", "completion": "c"}]), "line 2: a \\{\"prompt\", \"completion\"\\} row"),
+    (jsonl([{"text": "a"}] * 3), "need at least 4"),
     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
 ])
 def test_jsonl_rejects_bad_input(body: bytes, message: str) -> None:
     with pytest.raises(DatasetError, match=message):
         parse_jsonl(body)
+
+
+def test_jsonl_prompt_completion_and_corpus_rows_train_a_causal_lm() -> None:
+    pairs = parse_jsonl(jsonl([{"prompt": f"p{i}", "completion": "c" * (i + 1)} for i in range(5)]))
+    assert (pairs.kind, pairs.task, len(pairs), pairs.y) == ("completion", "causal_lm", 5, None)
+    assert pairs.summary()["completion_chars"] == {"min": 1, "max": 5, "mean": 3.0}
+    train, val = pairs.split(0.4, seed=0)
+    assert sorted(train.prompts + val.prompts) == [f"p{i}" for i in range(5)] and len(val) == 2
+    assert all(len(c) == int(p[1:]) + 1 for p, c in zip(train.prompts, train.completions, strict=True))
+    corpus = parse_jsonl(jsonl([{"text": f"line {i}"} for i in range(4)]))
+    assert (corpus.kind, corpus.task, corpus.prompts, corpus.completions[0]) == ("corpus", "causal_lm", None, "line 0")
+
+
+def test_a_classification_task_refuses_causal_lm_rows() -> None:
+    from profiler.training.task import make_task
+    from tests.tiny import TINY_BERT, Tokenizer, real_model
+
+    pairs = parse_jsonl(jsonl([{"prompt": f"p{i}", "completion": "c"} for i in range(4)]))
+    with pytest.raises(DatasetError, match="holds \\{\"prompt\", \"completion\"\\} rows, which train a causal LM"):
+        make_task("t", real_model(TINY_BERT), Tokenizer(500), pairs, pairs)
 
 
 def npz(**arrays: np.ndarray) -> bytes:
