@@ -118,8 +118,8 @@ def _check_size(n: int) -> None:
         raise DatasetError(f"{n} examples; the limit is {MAX_EXAMPLES}")
 
 
-ROW_SHAPES = '{"text", "label"} (classification), {"prompt", "completion"} or {"text"} (causal LM)'
 SHAPE_NAMES = {"text": '{"text", "label"}', "completion": '{"prompt", "completion"}', "corpus": '{"text"} (no label)'}
+ROW_SHAPES = f"{SHAPE_NAMES['text']} (classification), {SHAPE_NAMES['completion']} or {SHAPE_NAMES['corpus']} (causal LM)"
 
 
 def _row_shape(row: dict[str, Any]) -> Kind:
@@ -146,6 +146,7 @@ def parse_jsonl(data: bytes) -> Dataset:
         raise DatasetError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     shape: Kind | None = None
     columns: dict[str, list[Any]] = defaultdict(list)
+    examples = 0
     for number, line in enumerate(body.split("\n"), 1):  # JSON Lines: only "\n" ends a line (not U+2028)
         if not line.strip():
             continue
@@ -170,10 +171,10 @@ def parse_jsonl(data: bytes) -> Dataset:
             if isinstance(label, bool) or not isinstance(label, str | int) or (isinstance(label, str) and not label):
                 raise DatasetError(f"line {number}: \"label\" must be a non-empty string or an integer")
             columns["labels"].append(label)
-        n = len(columns["texts"]) or len(columns["completions"])
-        if n > MAX_EXAMPLES:
-            _check_size(n)
-    _check_size(len(columns["texts"]) or len(columns["completions"]))
+        examples += 1
+        if examples > MAX_EXAMPLES:
+            _check_size(examples)
+    _check_size(examples)
     if shape == "completion":
         return Dataset(None, [], prompts=columns["prompts"], completions=columns["completions"])
     if shape == "corpus":
