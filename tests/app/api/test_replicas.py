@@ -70,6 +70,12 @@ def wait_all(engine: Engine, ids: list[str], timeout: float) -> list[JobRow]:
         time.sleep(0.2)
 
 
+def job_row(engine: Engine, job_id: str) -> JobRow:
+    """The job's row as stored now."""
+    with Session(engine) as session:
+        return session.get(JobRow, job_id)
+
+
 def runs_logged(*logs: Path) -> Counter[str]:
     """How many times the worker processes logged starting each job."""
     return Counter(m for log in logs for m in re.findall(r"running job ([0-9a-f]{32})", log.read_text()))
@@ -116,31 +122,34 @@ def test_two_replicas_run_200_queued_jobs_exactly_once(postgres_db: str, tmp_pat
 
 
 def test_a_job_of_a_replica_killed_mid_job_is_finished_by_the_other(postgres_db: str, tmp_path: Path) -> None:
+    # Both replicas are taking jobs before the slow job is queued, and the one that claims it is
+    # killed the moment it runs: the kill cannot come after the job has finished on its own.
     engine = create_store_engine(postgres_db)
     init_db(engine)
     profile_id = store_profile(postgres_db, synthetic_profile(gains=False))
-    a, url_a = replica(postgres_db, tmp_path / "a.log")
-    b = None
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    procs = []
     try:
-        slow_id = httpx.post(f"{url_a}/v1/profiles", json=SLOW_JOB).json()["id"]
+        for log in logs:
+            procs.append(replica(postgres_db, log))
+        wait_workers(*logs)
+        slow_id = httpx.post(f"{procs[0][1]}/v1/profiles", json=SLOW_JOB).json()["id"]
         deadline = time.monotonic() + 60
-        while (job := httpx.get(f"{url_a}/v1/jobs/{slow_id}").json())["state"] == "queued":
+        while (row := job_row(engine, slow_id)).state == "queued":
             assert time.monotonic() < deadline
-            time.sleep(0.05)
-        assert job["state"] == "running", job
+            time.sleep(0.02)
+        assert row.state == "running", row.state
+        holder = pid_of(row.instance)
+        victim, survivor = sorted((proc for proc, _ in procs), key=lambda proc: proc.pid != holder)
+        kill(victim)  # SIGKILL, its worker processes with it
         ids = queue_prior_jobs(engine, profile_id, 20)
-        b, _ = replica(postgres_db, tmp_path / "b.log")
-        with Session(engine) as session:
-            assert pid_of(session.get(JobRow, slow_id).instance) == a.pid
-        kill(a)  # SIGKILL, its worker processes with it
         rows = {r.id: r for r in wait_all(engine, [slow_id, *ids], timeout=240)}
     finally:
-        kill(a)
-        if b is not None:
-            stop(b)
+        for proc, _ in procs:
+            kill(proc)
     slow = rows.pop(slow_id)
     assert slow.state == "succeeded" and slow.attempts == 2 and slow.profile_id, slow.error
-    assert pid_of(slow.instance) == b.pid
+    assert pid_of(slow.instance) == survivor.pid
     assert all(r.state == "succeeded" for r in rows.values())
-    assert runs_logged(tmp_path / "a.log", tmp_path / "b.log")[slow_id] == 2
+    assert runs_logged(*logs)[slow_id] == 2
     engine.dispose()
