@@ -160,7 +160,7 @@ def peft_lora_run(task: Task, lora: dict[str, Any], config: TrainConfig) -> Trai
     come from `initialize_lora_eva_weights` over up to EVA_BATCHES training batches (forward only)."""
     from peft import EvaConfig, LoraConfig, get_peft_model, initialize_lora_eva_weights
 
-    model = task.classifier(config.seed)
+    model = task.model(config.seed)
     eva = lora.get("init_lora_weights") == "eva"
     settings = {**lora, "eva_config": EvaConfig()} if eva else lora
     model.encoder = get_peft_model(model.encoder, LoraConfig(lora_dropout=0.0, **settings))
@@ -218,7 +218,7 @@ def adalora_run(task: Task, layers: int, target_r: int, config: TrainConfig) -> 
     """AdaLoRA (peft) on query/value of every layer, final average rank `target_r`."""
     from peft import AdaLoraConfig, get_peft_model
 
-    model = task.classifier(config.seed)
+    model = task.model(config.seed)
     peft_config = AdaLoraConfig(init_r=2 * target_r, target_r=target_r, lora_alpha=2 * target_r, lora_dropout=0.0,
                                 target_modules=[f"encoder.layer.{i}.{m}" for i in range(layers) for m in QV],
                                 total_step=config.steps, tinit=config.steps // 10, tfinal=config.steps // 5,

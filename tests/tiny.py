@@ -64,3 +64,45 @@ def toy_texts(n: int, seed: int = 0) -> Dataset:
         texts.append(" ".join(body))
         labels.append(label)
     return Dataset(np.array(labels), ["0", "1"], texts=texts)
+
+
+CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|> {{ m['role'] }} {{ m['content'] }} <|im_end|> {% endfor %}"
+                 "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}")
+"""A ChatML-like template over whitespace-separated tokens."""
+
+
+def save_tiny_llama(path, tokenizer: bool = True) -> None:
+    """TINY_LLAMA (tied embeddings) saved as safetensors at `path`, with a word-level tokenizer over WORDS
+    (pad, unk, `<|im_start|>`, `<|im_end|>` as the end token) and CHAT_TEMPLATE, unless `tokenizer` is False."""
+    from tokenizers import Tokenizer as WordTokenizer
+    from tokenizers import models, pre_tokenizers
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from profiler.models.build import hf_config
+
+    vocab = {w: i for i, w in enumerate(["<pad>", "<unk>", "<|im_start|>", "<|im_end|>", "user", "assistant", *WORDS])}
+    path.mkdir()
+    if tokenizer:
+        words = WordTokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+        words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        fast = PreTrainedTokenizerFast(tokenizer_object=words, unk_token="<unk>", pad_token="<pad>",
+                                       eos_token="<|im_end|>", additional_special_tokens=["<|im_start|>"])
+        fast.chat_template = CHAT_TEMPLATE
+        fast.save_pretrained(path)
+    torch.manual_seed(0)
+    config = {**TINY_LLAMA, "vocab_size": len(vocab), "tie_word_embeddings": True, "pad_token_id": 0,
+              "eos_token_id": 3}
+    LlamaForCausalLM(hf_config(config)).save_pretrained(path)
+
+
+def toy_completions(n: int, seed: int = 0) -> Dataset:
+    """Prompts of four to seven words from WORDS with "good" or "bad" twice among them; the completion is that word."""
+    rng = np.random.default_rng(seed)
+    prompts, completions = [], []
+    for _ in range(n):
+        answer = "good" if rng.integers(2) else "bad"
+        words = [*rng.choice(WORDS[:6], int(rng.integers(2, 6))), answer, answer]
+        rng.shuffle(words)
+        prompts.append(" ".join(words))
+        completions.append(answer)
+    return Dataset(None, [], prompts=prompts, completions=completions)

@@ -22,8 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("profile", help="a profile JSON (from `peft-planner profile`)")
     p.add_argument("--source", choices=list(SOURCES), default="gradient",
                    help="; ".join(f"{s.name}: {s.description}" for s in SOURCES.values()) + " (default gradient)")
-    p.add_argument("--model", help="model directory (weights + tokenizer) for --data; default: the built-in task")
-    p.add_argument("--data", help="labelled data, .jsonl ({\"text\", \"label\"}) or .npz (x, y), with --model")
+    p.add_argument("--model", help="model directory (weights + tokenizer) for --data; default: the built-in task of "
+                   "the profile's kind (MiniLM classification, or SmolLM2 for a causal_lm profile)")
+    p.add_argument("--data", help="with --model: labelled data, .jsonl ({\"text\", \"label\"}) or .npz (x, y), for a "
+                   "classification profile; .jsonl {\"prompt\", \"completion\"} or {\"text\"} for a causal_lm one")
     p.add_argument("--steps", type=int, default=120, help="probe fine-tune steps (default 120)")
     p.add_argument("--batch", type=int, default=16, help="probe batch size in examples (default 16)")
     p.add_argument("--seed", type=int, default=0)
@@ -60,10 +62,11 @@ def run(args: argparse.Namespace) -> int:
     task = None
     if SOURCES[args.source].needs_task or args.probes:
         from profiler.training.datasets import load_dataset
-        from profiler.training.task import builtin_task, user_task
+        from profiler.training.task import builtin_task, profile_kind, user_task
 
+        kind = profile_kind(profile)
         try:
-            task = builtin_task() if args.model is None else user_task(args.model, load_dataset(args.data))
+            task = builtin_task(kind) if args.model is None else user_task(args.model, load_dataset(args.data), kind=kind)
         except (ProfileError, ValidationError, OSError) as exc:
             raise CliError(str(exc).splitlines()[0]) from None
     config = TrainConfig(steps=args.steps, batch_size=args.batch, seed=args.seed)

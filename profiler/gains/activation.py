@@ -76,7 +76,7 @@ def explained_variance(encoder: nn.Module, sites: list[str], inp: SignalInput) -
             for batch, _ in inp.batches:
                 current["mask"] = batch.get("attention_mask")
                 if model is not None:
-                    model.features(batch)
+                    model(batch)
                 else:
                     encoder(**batch)
     finally:

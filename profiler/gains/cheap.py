@@ -7,7 +7,8 @@ they share everything else, here:
    that reads only weights). A signal that takes gradients gets the classifier with its head fitted
    first: the batches' pooled features are computed once (forward, no gradient) and the head trains
    on them for `config.steps` AdamW steps at the head's learning rate, as the baseline's head would,
-   so the gradients are about the task and not about a random head.
+   so the gradients are about the task and not about a random head. A causal LM's head (its
+   `lm_head`) is pretrained: its gradients are about the task as they stand.
 2. The signal's raw score of every candidate (>= 0, larger is better) and the work it ran.
 3. A scale per method, gain = scale_m x raw, in accuracy points:
    * with no probes, scale_m makes the method's summed gain equal its summed prior gain
@@ -47,7 +48,7 @@ from profiler.gains.proxy import draw
 from profiler.methods.base import freeze
 from profiler.schema import GainCost, Profile
 from profiler.training.finetune import TrainConfig
-from profiler.training.task import Batch, Classifier, Task
+from profiler.training.task import Batch, Classifier, Task, TaskModel
 
 BATCHES, BATCH_SIZE = 4, 16  # the default draw: 64 examples, a few % of a 100-step run at batch 16
 
@@ -58,7 +59,7 @@ class SignalInput:
     fitted (None for a signal without data), the candidates, the batches and the training config."""
 
     encoder: nn.Module
-    model: Classifier | None
+    model: TaskModel | None
     refs: list[CandidateRef]
     batches: list[tuple[Batch, torch.Tensor]]
     config: TrainConfig
@@ -146,15 +147,14 @@ def setting_scale(ref: CandidateRef) -> float:
     return float(ref.setting) ** 0.5 if ref.setting is not None else 1.0
 
 
-def run_signal(signal: Signal, encoder: nn.Module, model: Classifier | None, candidate_ids: list[str],
+def run_signal(signal: Signal, encoder: nn.Module, model: TaskModel | None, candidate_ids: list[str],
                task: Task | None, config: TrainConfig, batches: int = BATCHES,
                batch_size: int = BATCH_SIZE) -> SignalResult:
-    """The signal's raw scores on `encoder` (or `model`'s, head fitted here when the signal needs it), with the
-    head fit's forward passes counted in its work."""
+    """The signal's raw scores on `encoder` (or `model`'s, a classifier's head fitted here when the signal needs
+    it), with the head fit's forward passes counted in its work."""
     drawn = draw(task.train, batches, batch_size, config.seed) if signal.data and task is not None else []
     work = Work()
-    if signal.head:
-        assert model is not None
+    if signal.head and isinstance(model, Classifier):  # a causal LM's head is pretrained: nothing to fit
         fit_head(model, drawn, config)
         work = pass_work(sum(len(y) for _, y in drawn), backward=False)
     result = signal.compute(SignalInput(encoder, model, [parse_id(c) for c in candidate_ids], drawn, config))
@@ -222,7 +222,7 @@ def cheap_gains(signal: Signal, profile: Profile, task: Task | None, config: Tra
         raise ValueError(f"{signal.name}: probes need a task to train on")
     ids = [c.id for c in profile.candidates]
     start = time.perf_counter()
-    model = task.classifier(config.seed) if task is not None else None
+    model = task.model(config.seed) if task is not None else None
     base = model.encoder if model is not None else encoder
     assert base is not None
     result = run_signal(signal, base, model, ids, task, config, batches, batch_size)
@@ -267,9 +267,9 @@ def encoder_of(profile: Profile, seed: int = 0) -> nn.Module:
     """The profiled model, frozen: its pretrained weights for a model directory, else the random weights the
     profiler builds (seeded), for signals that read only weights."""
     if profile.spec.path is not None:
-        from profiler.training.task import load_encoder
+        from profiler.training.task import load_encoder, profile_kind
 
-        return load_encoder(profile.spec.path)[0]
+        return load_encoder(profile.spec.path, profile_kind(profile))[0]
     from profiler.models.build import build
 
     torch.manual_seed(seed)

@@ -29,7 +29,7 @@ def train_plan(task: Task, candidate_ids: list[str], config: TrainConfig) -> Tra
     """Fine-tune a fresh classifier (head and adapter initialization seeded by `config.seed`) with the given
     candidates attached: the same run in any process (LoRA draws its initialization from torch's global
     generator, which is seeded here and restored after)."""
-    model = task.classifier(config.seed)
+    model = task.model(config.seed)
     sample = task.train.batch(torch.arange(2))[0]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -39,7 +39,7 @@ def train_plan(task: Task, candidate_ids: list[str], config: TrainConfig) -> Tra
 
 def train_full(task: Task, config: TrainConfig) -> TrainResult:
     """Fine-tune every encoder parameter and a fresh head (the ceiling of any plan) with `config`."""
-    model = task.classifier(config.seed)
+    model = task.model(config.seed)
     return finetune(model, {"full": list(model.encoder.parameters())}, task.train, task.validation, config)
 
 

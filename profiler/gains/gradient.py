@@ -130,7 +130,7 @@ def gradient_fanout(task: Task, profile: Profile, config: TrainConfig, *, single
     `singles` (method -> k) adds k single-candidate probes per method, for the report only.
     """
     say = progress or (lambda message: None)
-    model = task.classifier(config.seed)
+    model = task.model(config.seed)
     baseline = finetune(model, {}, task.train, task.validation, config)
     say(f"head-only baseline {100 * baseline.accuracy:.2f} %")
     model.cpu()  # the proxy scores on the CPU, where the task's batches are

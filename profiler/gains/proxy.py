@@ -22,12 +22,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from profiler.candidates import CandidateRef, SiteIndex, parse_id
 from profiler.methods.base import freeze
 from profiler.methods.registry import attach
-from profiler.training.task import Batch, Classifier, Encoded
+from profiler.training.task import Batch, Encoded, TaskModel
 
 
 def squared_singular_values(grad: torch.Tensor) -> torch.Tensor:
@@ -54,13 +53,13 @@ def draw(data: Encoded, batches: int, batch_size: int, seed: int) -> list[tuple[
     return [data.batch(chunk) for chunk in index.split(batch_size)]
 
 
-def backward_mean(model: Classifier, batches: list[tuple[Batch, torch.Tensor]]) -> None:
-    """Accumulate into `.grad` the gradient of the cross-entropy averaged over `batches` (mean per batch)."""
+def backward_mean(model: TaskModel, batches: list[tuple[Batch, torch.Tensor]]) -> None:
+    """Accumulate into `.grad` the gradient of the task loss averaged over `batches` (mean per batch)."""
     for batch, y in batches:
-        (F.cross_entropy(model(batch), y) / len(batches)).backward()
+        (model.loss(batch, y) / len(batches)).backward()
 
 
-def _accumulate(model: Classifier, data: Encoded, batches: int, batch_size: int, seed: int) -> None:
+def _accumulate(model: TaskModel, data: Encoded, batches: int, batch_size: int, seed: int) -> None:
     backward_mean(model, draw(data, batches, batch_size, seed))
 
 
@@ -89,7 +88,7 @@ def proxy_passes(candidate_ids: list[str]) -> int:
     return int(any(r.method == "lora" for r in refs)) + len(attach_passes([r for r in refs if r.method != "lora"]))
 
 
-def gradient_scores(model: Classifier, candidate_ids: list[str], data: Encoded, batches: int = 4,
+def gradient_scores(model: TaskModel, candidate_ids: list[str], data: Encoded, batches: int = 4,
                     batch_size: int = 32, seed: int = 0) -> dict[str, float]:
     """The proxy score of each candidate id (see the module docstring); the model is left as it was."""
     encoder = model.encoder

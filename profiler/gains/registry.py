@@ -27,7 +27,7 @@ from profiler.gains.probe import probe_fanout
 from profiler.gains.proxy import proxy_passes
 from profiler.schema import Profile
 from profiler.training.finetune import TrainConfig
-from profiler.training.task import Task
+from profiler.training.task import Task, profile_kind
 
 Progress = Callable[[str], None]
 Gained = tuple[Profile, BaseModel | None]
@@ -111,7 +111,8 @@ def gains_fanout(profile: Profile, source: str, task: Task | None = None, config
     """The source's fan-out on the profile (what it trains before the runs is trained now); its fold gives the
     profile with every candidate's gain and its `gain_cost`, and the source's report (with the same `cost`;
     None for prior and probe). `probes` is the probe budget of the sources that take one. ValueError for an
-    unknown source, a missing task, or probes for a source without a budget."""
+    unknown source, a missing task, a task of another kind than the profile's, or probes for a source without a
+    budget."""
     entry = SOURCES.get(source)
     if entry is None:
         raise ValueError(f"unknown gain source {source!r}; registered: {', '.join(SOURCES)}")
@@ -119,6 +120,10 @@ def gains_fanout(profile: Profile, source: str, task: Task | None = None, config
         raise ValueError(f"gain source {source!r} needs a task to train on")
     if probes and not entry.probes:
         raise ValueError(f"gain source {source!r} takes no probe budget")
+    profiled = profile_kind(profile)
+    if task is not None and task.kind != profiled:
+        raise ValueError(f"the profile was made for a {profiled} model but the task is {task.kind}: profile the "
+                         f"model with the task {task.kind}, or give {profiled} data")
     config = config or TrainConfig()
     start = time.perf_counter()
     fanout = entry.prepare(profile, task, config, probes, progress or (lambda message: None))

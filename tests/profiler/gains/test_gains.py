@@ -38,7 +38,7 @@ def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_only_the_plan_and_the_head_move(tiny_task: Task) -> None:
-    model = tiny_task.classifier(0)
+    model = tiny_task.model(0)
     before = snapshot(model)
     applied = apply_plan(model.encoder, [f"{Q}:bitfit", "encoder.layer.0.output.LayerNorm:norm_affine"],
                          tiny_task.train.batch(torch.arange(2))[0])
@@ -59,7 +59,7 @@ def test_batchnorm_statistics_stay_frozen_on_arrays() -> None:
     cnn = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
                               torch.nn.Conv2d(8, 8, 3), torch.nn.BatchNorm2d(8))
     task = make_task("cnn", cnn, None, data, data.subset(range(8)))
-    model = task.classifier(0)
+    model = task.model(0)
     before = snapshot(model)
     norms = [f"{p}:norm_affine" for p, m in model.encoder.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
     applied = apply_plan(model.encoder, norms, {"x": task.train.inputs["x"][:2]})

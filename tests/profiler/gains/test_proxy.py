@@ -33,7 +33,7 @@ def test_lora_score_is_the_top_r_squared_singular_values() -> None:
 
 
 def test_scores_match_independent_autograd(tiny_task: Task) -> None:
-    model = tiny_task.classifier(0)
+    model = tiny_task.model(0)
     ids = [f"{Q}:lora:r1", f"{Q}:lora:r4", f"{Q}:bitfit", "encoder.layer.0.output.LayerNorm:norm_affine",
            "encoder.layer.1.output.dense:adapter:b4"]
     scores = gradient_scores(model, ids, tiny_task.train, batches=2, batch_size=8, seed=3)
@@ -50,7 +50,7 @@ def test_scores_match_independent_autograd(tiny_task: Task) -> None:
 
 
 def test_bias_gradient_agrees_with_finite_differences(tiny_task: Task) -> None:
-    model = tiny_task.classifier(0).double()
+    model = tiny_task.model(0).double()
     batch, y = tiny_task.train.batch(torch.arange(8))
     bias = model.encoder.get_submodule(Q).bias
     bias.requires_grad_(True)

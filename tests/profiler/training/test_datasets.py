@@ -61,15 +61,6 @@ def test_jsonl_prompt_completion_and_corpus_rows_train_a_causal_lm() -> None:
     assert (corpus.kind, corpus.task, corpus.prompts, corpus.completions[0]) == ("corpus", "causal_lm", None, "line 0")
 
 
-def test_a_classification_task_refuses_causal_lm_rows() -> None:
-    from profiler.training.task import make_task
-    from tests.tiny import TINY_BERT, Tokenizer, real_model
-
-    pairs = parse_jsonl(jsonl([{"prompt": f"p{i}", "completion": "c"} for i in range(4)]))
-    with pytest.raises(DatasetError, match="holds \\{\"prompt\", \"completion\"\\} rows, which train a causal LM"):
-        make_task("t", real_model(TINY_BERT), Tokenizer(500), pairs, pairs)
-
-
 def npz(**arrays: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -117,7 +108,7 @@ def test_user_task_from_a_model_directory(tmp_path) -> None:
     from tests.tiny import TINY_BERT, real_model, toy_texts
 
     real_model(TINY_BERT).save_pretrained(tmp_path / "model")
-    with pytest.raises(DatasetError, match="needs a model with a tokenizer"):  # no tokenizer files: no silent [UNK]s
+    with pytest.raises(DatasetError, match="has no tokenizer .* a text dataset needs one"):  # no silent [UNK]s
         user_task(str(tmp_path / "model"), toy_texts(20))
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"]) + "\n")
