@@ -52,6 +52,10 @@ from profiler.gains.estimate import GainEstimate
 
 MAX_GAP_CLOSED = 0.99  # the share of the gap to the ceiling that one role can close
 ZERO_SCORE = 1e-9  # a role whose summed score is below this share of the largest role's is worth 0
+LOSS_POINTS_PER_NAT = 100.0
+"""Points per nat when no probe moved accuracy at all but one lowered the loss: gains are then hundredths of a
+nat of validation loss (`LOSS_UNIT`)."""
+LOSS_UNIT = "centinats of validation loss"
 _LAYER_INDEX = re.compile(r"(?<![^.])\d+(?![^.])")  # a whole dotted component that is a number
 
 
@@ -91,6 +95,8 @@ class Calibration(BaseModel):
     """Points per nat, the ceiling, each role's values at its probed settings, and the roles worth 0."""
 
     points_per_nat: float = Field(ge=0)
+    unit: str = Field(default="accuracy points", description=f"What the values measure: accuracy points, or {LOSS_UNIT} "
+                      "when no probe moved accuracy (`points_per_nat`).")
     ceiling_points: float = Field(ge=0, description="Full fine-tuning's value (or the best role's, if higher), points.")
     combination: dict[str, float] = Field(
         default_factory=dict, description="Mixture name -> the factor γ its measurement put on its end's values.")
@@ -189,9 +195,21 @@ def _factor(calibration: Calibration, fixed: list[float], scaled: list[float], m
 
 def points_per_nat(fitted: list[BundleResult]) -> float:
     """Accuracy points per nat of validation-loss decrease: least squares through the origin over `fitted`,
-    floored at 0 (0 when no probe moved the loss)."""
+    floored at 0 (0 when no probe moved the loss). When no probe changed accuracy at all (a causal LM's exact
+    match, which a short run seldom moves on long completions) and one lowered the loss: LOSS_POINTS_PER_NAT,
+    the gains then in `LOSS_UNIT`."""
     den = sum(r.loss_decrease ** 2 for r in fitted)
-    return max(0.0, sum(r.loss_decrease * r.points for r in fitted) / den) if den > 0 else 0.0
+    if den == 0:
+        return 0.0
+    if all(r.points == 0 for r in fitted):
+        return LOSS_POINTS_PER_NAT if any(r.loss_decrease > 0 for r in fitted) else 0.0
+    return max(0.0, sum(r.loss_decrease * r.points for r in fitted) / den)
+
+
+def gain_unit(fitted: list[BundleResult]) -> str:
+    """What the gains calibrated on `fitted` measure: accuracy points, or `LOSS_UNIT` (`points_per_nat`)."""
+    return LOSS_UNIT if fitted and all(r.points == 0 for r in fitted) and any(r.loss_decrease > 0 for r in fitted) \
+        else "accuracy points"
 
 
 def fit_calibration(results: list[BundleResult], ceiling: BundleResult, mixed: dict[str, BundleResult],
@@ -202,12 +220,13 @@ def fit_calibration(results: list[BundleResult], ceiling: BundleResult, mixed: d
     value, at least the best role's. Curves: each role's values at its probed settings, times its
     end's combination factor (module docstring, step 5).
     """
-    k = points_per_nat([*results, ceiling, *mixed.values()])
+    fitted = [*results, ceiling, *mixed.values()]
+    k = points_per_nat(fitted)
     raw: dict[str, list[tuple[int | None, float]]] = defaultdict(list)
     for r in sorted(results, key=lambda r: _by_setting(r.setting)):
         raw[r.role].append((r.setting, max(0.0, k * r.loss_decrease)))
     best = max((v for c in raw.values() for _, v in c), default=0.0)
-    calibration = Calibration(points_per_nat=k, ceiling_points=max(k * ceiling.loss_decrease, best),
+    calibration = Calibration(points_per_nat=k, unit=gain_unit(fitted), ceiling_points=max(k * ceiling.loss_decrease, best),
                               zero_roles=sorted(zero_roles or []))
     value = {name: max(0.0, k * r.loss_decrease) for name, r in mixed.items()}
     low = _factor(calibration, [], [c[0][1] for c in raw.values()], value[SMALLEST]) if SMALLEST in mixed else 1.0
