@@ -297,6 +297,11 @@ class Profile(Strict):
     gain_cost: GainCost | None = Field(default=None, description="What estimating the gains cost (null: not "
                                        "recorded, or gains not estimated by `peft-planner gains`).")
 
+    @property
+    def task_kind(self) -> Literal["classification", "causal_lm"]:
+        """The task the profiled model trains for (profiles made before tasks had kinds: classification)."""
+        return "causal_lm" if self.model.task == "causal_lm" else "classification"
+
 
 class CatalogEntry(Strict):
     """A built-in model shape (random weights, no download)."""

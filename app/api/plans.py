@@ -329,7 +329,8 @@ def create_validation_job(
         if not plan.plan["selected"]:
             raise ApiError(409, f"plan {plan_id} selects no candidates (status {plan.plan['status']}); "
                            "nothing to validate")
-        task = checked_task(body.task, ctx, session)
+        kind = load_profile(ctx, session, plan.profile_id).task_kind
+        task = checked_task(body.task, ctx, session, kind)
         spec = ValidationJob(plan_id=plan_id, **body.model_copy(update={"task": task}).model_dump())
         return queue_task_job(ctx, session, "validation", spec)
 

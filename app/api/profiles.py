@@ -171,8 +171,8 @@ def create_gains_job(
     its `result` is the GainReport. An equal request joins a queued or running job."""
 
     def produce() -> Outcome:
-        profile_row(session, profile_id)
-        task = None if body.task is None else checked_task(body.task, ctx, session)
+        kind = load_profile(ctx, session, profile_id).task_kind
+        task = None if body.task is None else checked_task(body.task, ctx, session, kind)
         spec = GainsJob(profile_id=profile_id, **body.model_copy(update={"task": task}).model_dump())
         return queue_task_job(ctx, session, "gains", spec)
 

@@ -62,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
     task = None
     if SOURCES[args.source].needs_task or args.probes:
         from profiler.training.datasets import load_dataset
-        from profiler.training.task import builtin_task, profile_kind, user_task
+        from profiler.training.task import builtin_task, user_task
 
-        kind = profile_kind(profile)
+        kind = profile.task_kind
         try:
             task = builtin_task(kind) if args.model is None else user_task(args.model, load_dataset(args.data), kind=kind)
         except (ProfileError, ValidationError, OSError) as exc:

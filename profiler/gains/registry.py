@@ -27,7 +27,7 @@ from profiler.gains.probe import probe_fanout
 from profiler.gains.proxy import proxy_passes
 from profiler.schema import Profile
 from profiler.training.finetune import TrainConfig
-from profiler.training.task import Task, profile_kind
+from profiler.training.task import Task
 
 Progress = Callable[[str], None]
 Gained = tuple[Profile, BaseModel | None]
@@ -120,7 +120,7 @@ def gains_fanout(profile: Profile, source: str, task: Task | None = None, config
         raise ValueError(f"gain source {source!r} needs a task to train on")
     if probes and not entry.probes:
         raise ValueError(f"gain source {source!r} takes no probe budget")
-    profiled = profile_kind(profile)
+    profiled = profile.task_kind
     if task is not None and task.kind != profiled:
         raise ValueError(f"the profile was made for a {profiled} model but the task is {task.kind}: profile the "
                          f"model with the task {task.kind}, or give {profiled} data")

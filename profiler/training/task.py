@@ -23,7 +23,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from profiler.models.directory import check_model_dir
-from profiler.schema import Profile
 from profiler.training.causal import CausalLM, encode_causal
 from profiler.training.datasets import SHAPE_NAMES, Dataset, DatasetError, TaskKind
 from profiler.training.rotten import rotten_tomatoes_splits
@@ -216,11 +215,6 @@ def load_encoder(path: str, kind: TaskKind = "classification") -> tuple[nn.Modul
         raise DatasetError(f"cannot load a {kind} model from {Path(path).name!r}: "
                            f"{' '.join(str(exc).split())[:200]}") from None
     return model.eval().requires_grad_(False), load_tokenizer(path)
-
-
-def profile_kind(profile: Profile) -> TaskKind:
-    """The task kind a profile was made for (profiles made before tasks had kinds: classification)."""
-    return "causal_lm" if profile.model.task == "causal_lm" else "classification"
 
 
 def check_kind(data: Dataset, kind: TaskKind) -> None:

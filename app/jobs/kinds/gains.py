@@ -24,7 +24,6 @@ from app.store.tables import JobRow, ProfileRow
 from profiler.errors import ProfileError
 from profiler.gains.registry import SOURCES, fill_gains
 from profiler.schema import Profile
-from profiler.training.task import profile_kind
 
 
 def _source_profile(engine: Engine, profile_id: str) -> str:
@@ -48,7 +47,7 @@ def run_gains(engine: Engine, job: JobRow, settings: Settings, watch: Watch) -> 
     if SOURCES[spec.source].needs_task:
         assert spec.task is not None  # GainsRequest requires it for sources that train
         watch.note("loading the task")
-        task = load_task(engine, spec.task, settings, profile_kind(profile))
+        task = load_task(engine, spec.task, settings, profile.task_kind)
     gained, report = fill_gains(profile, spec.source, task, spec.train, spec.workers, progress=watch.note)
     result = None if report is None else report.model_dump(mode="json")
     return JobOutput(profile_id=save_profile(engine, _key(job), gained), result=result)
@@ -57,7 +56,7 @@ def run_gains(engine: Engine, job: JobRow, settings: Settings, watch: Watch) -> 
 def _payload(engine: Engine, job: JobRow, settings: Settings) -> dict[str, Any]:
     spec = GainsJob.model_validate(job.spec)
     body = _source_profile(engine, spec.profile_id)
-    kind = profile_kind(Profile.model_validate_json(body))
+    kind = Profile.model_validate_json(body).task_kind
     task = None if spec.task is None else task_source(engine, spec.task, settings, kind)
     return {"profile": body, "source": spec.source, "task": task,
             "train": None if spec.train is None else spec.train.model_dump(mode="json")}

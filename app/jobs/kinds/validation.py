@@ -22,7 +22,6 @@ from app.store.tables import JobRow, PlanRow, ProfileRow
 from profiler.errors import ProfileError
 from profiler.schema import Profile
 from profiler.training.datasets import TaskKind
-from profiler.training.task import profile_kind
 from profiler.training.validate import validate_plan
 
 
@@ -34,7 +33,7 @@ def _plan(engine: Engine, plan_id: str) -> tuple[list[str], float, TaskKind | No
         if row is None:
             raise ProfileError(f"plan {plan_id!r} no longer exists")
         profile = None if row.profile_id is None else session.get(ProfileRow, row.profile_id)
-        kind = None if profile is None else profile_kind(Profile.model_validate_json(profile.body))
+        kind = None if profile is None else Profile.model_validate_json(profile.body).task_kind
         return list(row.plan["selected"]), float(row.plan["gain"]), kind
 
 

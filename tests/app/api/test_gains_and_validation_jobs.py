@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from tests.app.service_helpers import PROFILE_OPTIONS, save_tiny_bert, toy_jsonl
+from tests.tiny import save_tiny_llama, toy_completions
 
 TRAIN = {"steps": 5, "batch_size": 8}
 
@@ -30,10 +32,13 @@ def wait_for(client: TestClient, url: str, timeout: float = 120) -> dict:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    """One service with a job worker for the module; under its models root a tiny BERT, and one without tokenizer."""
+    """One service with a job worker for the module; under its models root a tiny BERT and a tiny Llama, and each
+    without its tokenizer."""
     tmp = tmp_path_factory.mktemp("task-jobs")
     (tmp / "models").mkdir()
     save_tiny_bert(tmp / "models" / "tiny-bert")
+    save_tiny_llama(tmp / "models" / "tiny-llama")
+    save_tiny_llama(tmp / "models" / "bare-llama", tokenizer=False)
     (tmp / "models" / "no-tokenizer").mkdir()
     for name in ("config.json", "model.safetensors"):
         (tmp / "models" / "no-tokenizer" / name).write_bytes((tmp / "models" / "tiny-bert" / name).read_bytes())
@@ -129,6 +134,56 @@ def test_validation_job_reports_realized_next_to_predicted(service: TestClient, 
     assert len(result["baseline_runs"]) == 2 and job["profile_id"] is None
 
 
+def _upload(service: TestClient, rows: list[dict]) -> str:
+    body = "\n".join(json.dumps(row) for row in rows)
+    r = service.post("/v1/datasets?name=rows", content=body, headers={"Content-Type": "application/x-ndjson"})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_causal_lm_gains_and_validation_jobs_on_prompt_completion_data(service: TestClient, profile_id: str,
+                                                                       dataset_id: str) -> None:
+    options = {"methods": ["lora", "ia3", "prompt_tuning"], "ranks": [2], "prompt_lengths": [2], "batch_size": 1,
+               "seq_len": 8, "device": "cpu", "repeats": 1, "warmup": 0, "task": "causal_lm"}
+    r = service.post("/v1/profiles", json={"model": {"path": "tiny-llama"}, "options": options})
+    job = wait_for(service, r.headers["location"])
+    assert job["state"] == "succeeded", job["error"]
+    causal = job["profile_id"]
+    data = toy_completions(40)
+    pairs = _upload(service, [{"prompt": p, "completion": c} for p, c in zip(data.prompts, data.completions,
+                                                                             strict=True)])
+    task = {"dataset_id": pairs, "model_path": "tiny-llama"}
+    r = service.post(f"/v1/profiles/{causal}/gains", json={"source": "gradient", "task": task, "train": TRAIN})
+    job = wait_for(service, r.headers["location"])
+    assert job["state"] == "succeeded", job["error"]
+    gained = service.get(job["profile_url"]).json()["candidates"]
+    assert {c["method"] for c in gained} == {"lora", "ia3", "prompt_tuning"}
+    assert all(c["gain_source"] == "gradient" for c in gained)
+    plan = service.post("/v1/plans", json={"profile_id": job["profile_id"], "budget": {"params": "5%"},
+                                           "gains": {"methods": {"lora": 1.0}}}).json()
+    r = service.post(f"/v1/plans/{plan['id']}/validation", json={"task": task, "train": TRAIN})
+    job = wait_for(service, r.headers["location"])
+    assert job["state"] == "succeeded", job["error"]
+    result = job["result"]
+    assert result["plan_runs"][0]["trainable_params"] == plan["plan"]["params"] > 0
+    assert result["baseline_runs"][0]["steps"] == 0  # the zero-shot model: nothing to train
+
+    gains = f"/v1/profiles/{causal}/gains"
+    problem(service.post(gains, json={"source": "gradient", "task": {**task, "dataset_id": dataset_id}}), 422,
+            f'task.dataset_id: dataset {dataset_id} holds {{"text", "label"}} rows, which train a classification '
+            "model; the profile was made for causal_lm")
+    problem(service.post(f"/v1/profiles/{profile_id}/gains", json={"source": "gradient", "task": task}), 422,
+            'holds {"prompt", "completion"} rows, which train a causal_lm model; the profile was made for classification')
+    problem(service.post(gains, json={"source": "gradient", "task": {"builtin": "minilm-rotten-tomatoes"}}), 422,
+            "task.builtin 'minilm-rotten-tomatoes' is a classification task")
+    long = _upload(service, [{"prompt": "good film", "completion": " ".join(["good"] * 200)}] * 5)
+    for body, error in (({**task, "dataset_id": long}, "the completion takes 201 tokens with its end token; the "
+                         "sequence limit is 128"), ({**task, "model_path": "bare-llama"}, "'bare-llama' has no tokenizer")):
+        r = service.post(gains, json={"source": "gradient", "task": body, "train": TRAIN})
+        job = wait_for(service, r.headers["location"])
+        assert job["state"] == "failed" and error in job["error"], job
+
+
 def _cpu_s(pid: int) -> float:
     """CPU seconds (user + system) process `pid` has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -191,7 +246,7 @@ def test_a_job_whose_task_cannot_be_built_fails_with_the_reason(service: TestCli
     r = service.post(f"/v1/profiles/{profile_id}/gains", json={"source": "gradient", "task": task, "train": TRAIN})
     assert r.status_code == 202, r.text
     job = wait_for(service, r.headers["location"])
-    assert job["state"] == "failed" and "needs a model with a tokenizer" in job["error"], job
+    assert job["state"] == "failed" and "has no tokenizer" in job["error"], job
     assert job["profile_id"] is None and job["result"] is None
 
 
