@@ -39,7 +39,7 @@ from torch.nn import functional as F
 
 from profiler.candidates import CandidateRef, parse_id
 from profiler.gains.calibrate import BundleResult, points_per_nat
-from profiler.gains.cost import Work, pass_work, probe_work
+from profiler.gains.cost import Work, baseline_work, pass_work, probe_work
 from profiler.gains.estimate import GainEstimate, with_gains
 from profiler.gains.fanout import Run, train_plan, train_runs
 from profiler.gains.prior import prior_gains
@@ -245,8 +245,8 @@ def cheap_gains(signal: Signal, profile: Profile, task: Task | None, config: Tra
         measured = {m: BundleResult(role=m, setting=None, points=r.points, loss_decrease=r.loss_decrease)
                     for m, r in runs.items()}
         baseline_accuracy = next(iter(runs.values())).baseline_accuracy
-        work = work + probe_work(config, len(task.validation), len(order)) + probe_work(
-            config, len(task.validation), head_only=True)
+        work = work + probe_work(config, len(task.validation), len(order)) + baseline_work(
+            config, len(task.validation), task.kind == "classification")
     scales = scale_methods(result.scores, prior, {c.id: c.params for c in profile.candidates}, measured, bundles)
     by_method = {s.method: s for s in scales}
     estimates = {}

@@ -5,7 +5,7 @@ count and the wall time into the profile's `GainCost`. The planned run is `confi
 `config.batch_size` examples, each passed forward and backward once: 2 x steps x batch example-passes.
 A probe (a fine-tune of `config`) costs its training passes plus one forward pass over the
 validation set; the head-only baseline passes its steps forward only (nothing in the encoder
-trains). The share counts passes, not FLOPs: a backward pass that computes every weight's
+trains), and a causal LM's baseline (no head) only evaluates. The share counts passes, not FLOPs: a backward pass that computes every weight's
 gradient (gradient-importance) costs more than one of a LoRA run, and `wall_s` says what it took.
 """
 
@@ -29,11 +29,16 @@ class Work:
         return Work(self.forward + other.forward, self.backward + other.backward, self.probes + other.probes)
 
 
-def probe_work(config: TrainConfig, validation: int, runs: int = 1, head_only: bool = False) -> Work:
-    """The work of `runs` fine-tunes with `config` and their evaluations on `validation` examples (the head-only
-    baseline's steps pass forward only)."""
+def probe_work(config: TrainConfig, validation: int, runs: int = 1) -> Work:
+    """The work of `runs` fine-tunes with `config` and their evaluations on `validation` examples."""
     examples = config.steps * config.batch_size
-    return Work(runs * (examples + validation), 0 if head_only else runs * examples, runs)
+    return Work(runs * (examples + validation), runs * examples, runs)
+
+
+def baseline_work(config: TrainConfig, validation: int, head: bool) -> Work:
+    """The work of the head-only baseline: its steps pass forward only when there is a `head` to fit, then its
+    evaluation on `validation` examples (a causal LM's zero-shot baseline only evaluates)."""
+    return Work((config.steps * config.batch_size if head else 0) + validation, 0, 1)
 
 
 def pass_work(examples: int, backward: bool) -> Work:

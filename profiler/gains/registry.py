@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from profiler.gains import activation, condition, importance, l1
 from profiler.gains.cheap import Signal, cheap_gains, encoder_of
-from profiler.gains.cost import Work, gain_cost, pass_work, probe_work
+from profiler.gains.cost import Work, baseline_work, gain_cost, pass_work, probe_work
 from profiler.gains.estimate import with_gains
 from profiler.gains.fanout import FanOut, run_here
 from profiler.gains.gradient import PROXY_BATCH_SIZE, PROXY_BATCHES, gradient_fanout
@@ -61,8 +61,8 @@ def _gradient(profile: Profile, task: Task | None, config: TrainConfig, probes: 
     def fold(runs, seconds):
         gained, report = fanout.fold(runs, seconds)
         n = len(report.bundles) + len(report.mixtures) + len(report.probes) + 1  # and full fine-tuning
-        work = proxy + probe_work(config, len(task.validation), n) + probe_work(config, len(task.validation),
-                                                                               head_only=True)
+        work = proxy + probe_work(config, len(task.validation), n) + baseline_work(
+            config, len(task.validation), task.kind == "classification")
         return gained, report, work
 
     return FanOut(fanout.runs, fold)
@@ -75,8 +75,8 @@ def _probe(profile: Profile, task: Task | None, config: TrainConfig, probes: int
 
     def fold(runs, seconds):
         estimates = fanout.fold(runs, seconds)
-        work = probe_work(config, len(task.validation), len(estimates)) + probe_work(
-            config, len(task.validation), head_only=True)
+        work = probe_work(config, len(task.validation), len(estimates)) + baseline_work(
+            config, len(task.validation), task.kind == "classification")
         return with_gains(profile, estimates), None, work
 
     return FanOut(fanout.runs, fold)

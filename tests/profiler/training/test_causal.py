@@ -13,6 +13,7 @@ import torch
 
 from profiler import ModelSpec, ProfileOptions, profile_model
 from profiler.gains.fanout import train_plan
+from profiler.gains.registry import SOURCES, fill_gains
 from profiler.training import task as task_module
 from profiler.training.causal import IGNORE, CausalLM
 from profiler.training.datasets import Dataset, DatasetError
@@ -134,3 +135,29 @@ def test_bad_input_is_refused_before_the_weights_load(llama_dir: Path, tmp_path:
     save_tiny_llama(bare, tokenizer=False)
     with pytest.raises(DatasetError, match="'bare' has no tokenizer"):
         user_task(str(bare), toy_completions(20))
+
+
+@pytest.fixture(scope="module")
+def causal_profile(llama_dir: Path):
+    options = ProfileOptions(methods=["lora", "ia3", "norm_affine", "prompt_tuning"], ranks=[2], prompt_lengths=[2],
+                             batch_size=1, seq_len=8, device="cpu", repeats=1, warmup=0, timing="none",
+                             task="causal_lm", target_modules=[r"model\.layers\.1\..*", r"model\.embed_tokens"])
+    return profile_model(ModelSpec(path=str(llama_dir)), options)
+
+
+@pytest.mark.parametrize("source", list(SOURCES))
+def test_every_gain_source_fills_a_causal_lm_profile(source: str, causal_task: Task, causal_profile) -> None:
+    assert {c.method for c in causal_profile.candidates} == {"lora", "ia3", "norm_affine", "prompt_tuning"}
+    config = TrainConfig(steps=3, batch_size=4)
+    gained, _ = fill_gains(causal_profile, source, causal_task if SOURCES[source].needs_task else None, config)
+    assert {c.gain_source for c in gained.candidates} == {source}
+    assert all(c.gain >= 0 and c.gain < float("inf") for c in gained.candidates)
+    if source == "probe":  # every candidate's run, and the zero-shot baseline's evaluation alone
+        n, val = len(gained.candidates), len(causal_task.validation)
+        assert gained.gain_cost.forward_examples == n * (3 * 4 + val) + val
+        assert gained.gain_cost.backward_examples == n * 3 * 4
+
+
+def test_a_causal_lm_profile_refuses_a_classification_task(causal_profile, tiny_task: Task) -> None:
+    with pytest.raises(ValueError, match="the profile was made for a causal_lm model but the task is classification"):
+        fill_gains(causal_profile, "gradient", tiny_task, TrainConfig(steps=1, batch_size=4))
