@@ -234,10 +234,12 @@ def run_seeds(fn: Callable[[TrainConfig], TrainResult], config: TrainConfig, see
 
 
 def summarize(runs: list[TrainResult]) -> dict[str, Any]:
-    acc = [100 * r.accuracy for r in runs]
+    """Accuracy (%) and validation loss (nats) mean and std over the runs, their params and mean wall time."""
+    acc, loss = [100 * r.accuracy for r in runs], [r.val_loss for r in runs]
     return {"accuracy_mean": statistics.fmean(acc), "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
-            "accuracies": acc, "trainable_params": runs[0].trainable_params,
-            "seconds_mean": statistics.fmean(r.seconds for r in runs)}
+            "accuracies": acc, "val_loss_mean": statistics.fmean(loss),
+            "val_loss_std": statistics.stdev(loss) if len(loss) > 1 else 0.0,
+            "trainable_params": runs[0].trainable_params, "seconds_mean": statistics.fmean(r.seconds for r in runs)}
 
 
 def main(argv: list[str] | None = None) -> int:
