@@ -1,5 +1,6 @@
 """The built-in SmolLM2-135M-Instruct directory: a missing extra is named, a prepared directory is reused, a
-failed or raced preparation leaves no partial directory; slow: the real preparation loads and answers."""
+failed or raced preparation leaves no partial directory; slow: the real preparation loads, has the catalog
+entry's shape and answers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from profiler.errors import ProfileError
 from profiler.models import smollm2
+from profiler.models.catalog import SHAPES
 from profiler.models.directory import check_model_dir
 from profiler.models.smollm2 import COMPLETE_FILES, smollm2_dir
 
@@ -113,11 +115,19 @@ def test_the_real_directory_loads_from_safetensors_and_answers(cache: Path) -> N
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from profiler.models.build import hf_config
+
     messages: list[str] = []
     path = smollm2_dir(messages.append)
     assert path == cache and messages[0].startswith("loading the gguf") and messages[1].startswith("writing")
     check_model_dir(path, "smollm2")
     model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, local_files_only=True)
+    shape = hf_config(SHAPES["smollm2-135m"].config)
+    for field in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                  "num_key_value_heads", "vocab_size", "max_position_embeddings", "tie_word_embeddings",
+                  "rope_parameters", "bos_token_id", "eos_token_id"):
+        assert getattr(model.config, field) == getattr(shape, field), field
+    assert model.config.rms_norm_eps == pytest.approx(shape.rms_norm_eps)
     assert type(model).__name__ == "LlamaForCausalLM"
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
     assert model.lm_head.weight is model.model.embed_tokens.weight
