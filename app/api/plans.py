@@ -35,7 +35,7 @@ from app.schemas import JobOut, Page
 from app.store import plans
 from app.store.tables import PlanRow
 from profiler.errors import ProfileError
-from profiler.methods.export import PeftExport, Unsupported, export_plan
+from profiler.methods.export import PeftExport, Unsupported, export_plan, task_type
 from profiler.schema import GainCost
 from solver import Plan, Problem, SolveTimeout, Strict, solve
 
@@ -295,13 +295,15 @@ class PeftConfigOut(BaseModel):
 
 @router.get("/{plan_id}/peft-config", response_model=PeftConfigOut, responses=problem_responses(404, 422))
 def plan_peft_config(
-    plan_id: str, session: Db,
+    plan_id: str, ctx: Ctx, session: Db,
     token_dim: Annotated[int | None, Query(ge=1, le=1_000_000, description="Embedding width, for prompt tuning.")] = None,
 ) -> PeftConfigOut:
-    """The peft export of a stored plan's selected candidates."""
+    """The peft export of a stored plan's selected candidates (with `task_type` CAUSAL_LM when its profile is a
+    causal LM's)."""
     row = _plan_row(session, plan_id)
+    kind = None if row.profile_id is None else task_type(load_profile(ctx, session, row.profile_id).task_kind)
     try:
-        export: PeftExport = export_plan(list(row.plan.get("selected", [])), token_dim)
+        export: PeftExport = export_plan(list(row.plan.get("selected", [])), token_dim, kind)
     except ProfileError as exc:
         raise ApiError(422, str(exc)) from exc
     return PeftConfigOut(plan_id=plan_id, configs=export.configs, exported=export.exported,

