@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "export": "app.cli.export",
     "gains": "app.cli.gains",
     "report": "app.cli.report",
+    "models": "app.cli.models",
 }
 
 
