@@ -5,8 +5,9 @@ array `x` (e.g. a CNN); features are the mean of the last hidden state over real
 mean over all but the channel axis for array outputs. A causal-LM task trains a decoder on its
 completions (`profiler.training.causal`). Both models answer `loss(batch, y)` and `tally(batch, y)`
 and list their task head's parameters, so every loop and gain source treats them alike. `Task`
-pairs the model factory with encoded train/validation data; `builtin_task` is all-MiniLM-L6-v2 on
-Rotten Tomatoes, fully offline.
+pairs the model factory with encoded train/validation data; `builtin_task` is all-MiniLM-L6-v2
+classifying Rotten Tomatoes snippets, or SmolLM2-135M-Instruct answering them as instructions, fully
+offline.
 """
 
 from __future__ import annotations
