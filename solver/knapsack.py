@@ -44,6 +44,8 @@ _FLOOR = -2
 _FIX_RTOL = 1e-9
 # Most states the dynamic program of a part may keep after one group; past it CP-SAT solves the part.
 _DP_MAX_STATES = 20_000
+# States a beam pass of that program keeps (those of least loss), to find an incumbent that tightens it.
+_DP_BEAM = 500
 
 @dataclass(frozen=True)
 class Form:
@@ -709,6 +711,18 @@ class _Search:
         return max(lp.bound - value + _TIE_RTOL * max(1.0, abs(value)) + _FIX_RTOL * max(1.0, abs(lp.bound)), 0.0)
 
     def _dp_part(self, e: int, table: _Table, lp: _Relaxed, fewest: np.ndarray) -> bool | None:
+        """Solve part e by the dynamic program of `_dp`; None when it keeps too many states even after a beam
+        pass (the program keeping the states of least loss) has offered a better incumbent, which tightens it."""
+        settled = self._dp(e, table, lp, fewest, beam=False)
+        if settled is not None or self.best is None:
+            return settled
+        before = self.best.value
+        self._dp(e, table, lp, fewest, beam=True)
+        if self.best.value <= before:
+            return None
+        return self._dp(e, table, lp, self._fixed(table, lp)[1], beam=False)
+
+    def _dp(self, e: int, table: _Table, lp: _Relaxed, fewest: np.ndarray, *, beam: bool) -> bool | None:
         """Solve part e by a dynamic program over its groups; None when it would keep too many states.
 
         A state is a partial plan: its objective, its row values (and second form), whether it has an option
@@ -717,6 +731,8 @@ class _Search:
         of it, so a state past the gap is dropped; so is one no better in the objective and no smaller in every
         row and the second form than a kept one (it completes no better). What is left at the end holds
         every plan of the part that may match the incumbent, unless a better one; the best of them is offered.
+        With `beam`, only the states of least loss are kept past the limit: the plan offered is then feasible
+        but not proven best, and the return value means nothing.
         """
         if self.best is None or not math.isfinite(lp.bound):
             return None
@@ -784,6 +800,11 @@ class _Search:
                 picked = np.tile(choice, n_states)[keep]
                 new_gain = (gains[:, None] + g[None, :]).reshape(-1)[keep]
                 new_vec, new_loss = new_vec[keep], new_loss[keep]
+                if len(choice) == 1:
+                    # One choice adds the same to every state: the dominance among them stays as it was.
+                    gains, vectors, losses = new_gain, new_vec, new_loss
+                    steps.append((parent, picked))
+                    continue
                 # Dominance, against the best objective among the states of no larger primary row before it.
                 key = new_vec[:, primary] if n_rows else np.zeros(len(new_gain))
                 order = np.lexsort((-new_gain, key))
@@ -802,10 +823,13 @@ class _Search:
                 dominated = (new_gain[prev] >= new_gain) & smaller
                 dominated[0] = False
                 survive = ~dominated
+                if np.count_nonzero(survive) > (_DP_BEAM if beam else _DP_MAX_STATES):
+                    if not beam:
+                        return None
+                    kept = np.nonzero(survive)[0]
+                    survive = kept[np.argpartition(new_loss[kept], _DP_BEAM)[:_DP_BEAM]]
                 gains, vectors, losses = new_gain[survive], new_vec[survive], new_loss[survive]
                 steps.append((parent[survive], picked[survive]))
-                if len(gains) > _DP_MAX_STATES:
-                    return None
         done = np.ones(len(gains), dtype=bool) if not needs else vectors[:, -1] < 0
         if not np.any(done):
             return True
@@ -832,10 +856,10 @@ class _Search:
 
     def _solve_part(self, e: int, table: _Table, lp: _Relaxed) -> bool:
         """Solve part e with a cutoff at the incumbent and reduced-cost fixing; False when the deadline stopped it."""
-        upper, fewest = self._fixed(table, lp)
-        settled = self._dp_part(e, table, lp, fewest)
+        settled = self._dp_part(e, table, lp, self._fixed(table, lp)[1])
         if settled is not None:
             return settled
+        upper, fewest = self._fixed(table, lp)
         free = upper > 0
         table = table.restricted(free)
         part = _PartModel.build(self.parts, e, table, (upper[free].tolist(), fewest.tolist()))
