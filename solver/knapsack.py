@@ -43,9 +43,9 @@ _FLOOR = -2
 # Relative margin of reduced-cost fixing, for the float error of the bound it is computed from.
 _FIX_RTOL = 1e-9
 # Most states the dynamic program of a part may keep after one group; past it CP-SAT solves the part.
-_DP_MAX_STATES = 20_000
+_DP_MAX_STATES = 5_000
 # States a beam pass of that program keeps (those of least loss), to find an incumbent that tightens it.
-_DP_BEAM = 500
+_DP_BEAM = 50
 
 @dataclass(frozen=True)
 class Form:
