@@ -849,7 +849,7 @@ class _Search:
                     counts[k] += 1
                 state = int(parent[state])
             selection = _selection(table, counts)
-            if self._feasible(selection) and (needs is False or selection):
+            if self._feasible(selection):
                 self._offer(_Solved(e, selection, self.value_of(selection, 0)))
                 return True
         return None
