@@ -42,6 +42,10 @@ _TIE_RTOL = 1e-12
 _FLOOR = -2
 # Relative margin of reduced-cost fixing, for the float error of the bound it is computed from.
 _FIX_RTOL = 1e-9
+# Most states the dynamic program of a part may keep after one group; past it CP-SAT solves the part.
+_DP_MAX_STATES = 5_000
+# States a beam pass of that program keeps (those of least loss), to find an incumbent that tightens it.
+_DP_BEAM = 50
 
 @dataclass(frozen=True)
 class Form:
@@ -701,8 +705,160 @@ class _Search:
         fewest = np.maximum(table.count - np.minimum(table.count, unchosen), 0).astype(np.int64)
         return upper, fewest
 
+    def _gap(self, lp: _Relaxed) -> float:
+        """Return how far below the Lagrangian bound a plan of the part may fall and still match the incumbent."""
+        value = self.best.value
+        return max(lp.bound - value + _TIE_RTOL * max(1.0, abs(value)) + _FIX_RTOL * max(1.0, abs(lp.bound)), 0.0)
+
+    def _dp_part(self, e: int, table: _Table, lp: _Relaxed, fewest: np.ndarray) -> bool | None:
+        """Solve part e by the dynamic program of `_dp`; None when it keeps too many states even after a beam
+        pass (the program keeping the states of least loss) has offered a better incumbent, which tightens it."""
+        settled = self._dp(e, table, lp, fewest, beam=False)
+        if settled is not None or self.best is None:
+            return settled
+        before = self.best.value
+        self._dp(e, table, lp, fewest, beam=True)
+        if self.best.value <= before:
+            return None
+        return self._dp(e, table, lp, self._fixed(table, lp)[1], beam=False)
+
+    def _dp(self, e: int, table: _Table, lp: _Relaxed, fewest: np.ndarray, *, beam: bool) -> bool | None:
+        """Solve part e by a dynamic program over its groups; None when it would keep too many states.
+
+        A state is a partial plan: its objective, its row values (and second form), whether it has an option
+        at layer e. A plan that may match the incumbent loses at most the gap below the Lagrangian bound at the
+        LP duals, and every group's choice loses its share (its class's best reduced objective minus its own)
+        of it, so a state past the gap is dropped; so is one no better in the objective and no smaller in every
+        row and the second form than a kept one (it completes no better). What is left at the end holds
+        every plan of the part that may match the incumbent, unless a better one; the best of them is offered.
+        With `beam`, only the states of least loss are kept past the limit: the plan offered is then feasible
+        but not proven best, and the return value means nothing.
+        """
+        if self.best is None or not math.isfinite(lp.bound):
+            return None
+        parts = self.parts
+        n_rows = parts.n_rows
+        gap = self._gap(lp)
+        best = np.maximum(lp.best, 0.0)
+        loss = best[table.owner] - lp.reduced
+        # Columns of a state's vector: the rows, then the second form, then minus its layer-e (or any) flag.
+        cols = list(range(1, 1 + n_rows)) + ([len(parts.forms) - 1] if self.second else [])
+        needs = e < parts.n_layers or parts.model.nonempty
+        flag = table.at if e < parts.n_layers else np.ones(len(table.owner), dtype=bool)
+        caps = parts.caps - parts.suffix[e, 1: 1 + n_rows]
+        margin = _FIX_RTOL * np.maximum(1.0, np.abs(caps))
+        primary = int(np.argmax(lp.lam)) if n_rows else 0
+        gains = np.zeros(1)
+        vectors = np.zeros((1, len(cols) + 1))
+        losses = np.zeros(1)
+        steps: list[tuple[np.ndarray, np.ndarray]] = []
+        tie = _TIE_RTOL * max(1.0, abs(self.best.value))
+        by_class = [[] for _ in table.count]
+        for k, c in enumerate(table.owner.tolist()):
+            if loss[k] <= gap:
+                by_class[c].append(k)
+        # A row that every surviving choice of every group keeps within its cap is left out of the dominance.
+        most = np.zeros(n_rows)
+        for c, members in enumerate(by_class):
+            if members:
+                top_row = np.max(table.options[members][:, 1: 1 + n_rows], axis=0)
+                if fewest[c] < table.count[c] and best[c] <= gap:
+                    top_row = np.maximum(top_row, 0.0)
+                most += table.count[c] * top_row
+        binding = np.append(most > caps - margin, [True] * (len(cols) + 1 - n_rows))
+        # future[c]: the least the groups of classes c and after can add to each row (rows may fall).
+        least = np.zeros((len(by_class) + 1, n_rows))
+        for c in range(len(by_class) - 1, -1, -1):
+            members = by_class[c]
+            low = np.min(table.options[members][:, 1: 1 + n_rows], axis=0) if members else np.zeros(n_rows)
+            low = np.minimum(low, 0.0)
+            least[c] = least[c + 1] + table.count[c] * low
+        for c, members in enumerate(by_class):
+            ks = np.array(members, dtype=np.int64)
+            opt_gain = table.options[ks, 0]
+            opt_vec = np.column_stack([table.options[ks][:, cols], -flag[ks].astype(float)]) if len(ks) else \
+                np.zeros((0, len(cols) + 1))
+            opt_loss = loss[ks]
+            for copy_ in range(int(table.count[c])):
+                choice = ks
+                g, v, l = opt_gain, opt_vec, opt_loss
+                if copy_ >= fewest[c] and best[c] <= gap:
+                    choice = np.append(ks, -1)
+                    g, v, l = np.append(g, 0.0), np.vstack([v, np.zeros(len(cols) + 1)]), np.append(l, best[c])
+                if not len(choice):
+                    return True
+                n_states = len(gains)
+                new_loss = (losses[:, None] + l[None, :]).reshape(-1)
+                new_vec = (vectors[:, None, :] + v[None, :, :]).reshape(-1, len(cols) + 1)
+                new_vec[:, -1] = np.maximum(new_vec[:, -1], -1.0)
+                room = caps + margin - (least[c + 1] + (table.count[c] - 1 - copy_) * (least[c] - least[c + 1])
+                                        / max(int(table.count[c]), 1))
+                keep = (new_loss <= gap) & np.all(new_vec[:, :n_rows] <= room, axis=1)
+                if not np.any(keep):
+                    return True
+                parent = np.repeat(np.arange(n_states), len(choice))[keep]
+                picked = np.tile(choice, n_states)[keep]
+                new_gain = (gains[:, None] + g[None, :]).reshape(-1)[keep]
+                new_vec, new_loss = new_vec[keep], new_loss[keep]
+                if len(choice) == 1:
+                    # One choice adds the same to every state: the dominance among them stays as it was.
+                    gains, vectors, losses = new_gain, new_vec, new_loss
+                    steps.append((parent, picked))
+                    continue
+                # Dominance, against the best objective among the states of no larger primary row before it.
+                key = new_vec[:, primary] if n_rows else np.zeros(len(new_gain))
+                order = np.lexsort((-new_gain, key))
+                new_gain, new_vec, new_loss = new_gain[order], new_vec[order], new_loss[order]
+                parent, picked = parent[order], picked[order]
+                run = np.maximum.accumulate(new_gain)
+                at_run = np.maximum.accumulate(np.where(new_gain >= run, np.arange(len(run)), 0))
+                prev = at_run[np.maximum(np.arange(len(run)) - 1, 0)]
+                # Past the tie tolerance, a better objective dominates whatever the second form.
+                check = binding.copy()
+                strictly = new_gain[prev] > new_gain + tie
+                smaller = np.all((new_vec[prev] <= new_vec)[:, check], axis=1)
+                if self.second:
+                    check[n_rows] = False
+                    smaller = np.where(strictly, np.all((new_vec[prev] <= new_vec)[:, check], axis=1), smaller)
+                dominated = (new_gain[prev] >= new_gain) & smaller
+                dominated[0] = False
+                survive = ~dominated
+                if np.count_nonzero(survive) > (_DP_BEAM if beam else _DP_MAX_STATES):
+                    if not beam:
+                        return None
+                    kept = np.nonzero(survive)[0]
+                    survive = kept[np.argpartition(new_loss[kept], _DP_BEAM)[:_DP_BEAM]]
+                gains, vectors, losses = new_gain[survive], new_vec[survive], new_loss[survive]
+                steps.append((parent[survive], picked[survive]))
+        done = np.ones(len(gains), dtype=bool) if not needs else vectors[:, -1] < 0
+        if not np.any(done):
+            return True
+        # The best states first (ties to the smaller second form), each checked exactly as a plan.
+        second = vectors[:, n_rows] if self.second else np.zeros(len(gains))
+        top = float(np.max(gains[done]))
+        slack = _TIE_RTOL * max(1.0, abs(top + parts.suffix[e, 0]))
+        candidates = np.nonzero(done)[0]
+        tied = gains[candidates] >= top - slack
+        order = np.concatenate([candidates[tied][np.argsort(second[candidates[tied]], kind="stable")],
+                                candidates[~tied][np.argsort(-gains[candidates[~tied]], kind="stable")]])
+        for state in order[:8].tolist():
+            counts = [0] * len(table.owner)
+            for parent, picked in reversed(steps):
+                k = int(picked[state])
+                if k >= 0:
+                    counts[k] += 1
+                state = int(parent[state])
+            selection = _selection(table, counts)
+            if self._feasible(selection):
+                self._offer(_Solved(e, selection, self.value_of(selection, 0)))
+                return True
+        return None
+
     def _solve_part(self, e: int, table: _Table, lp: _Relaxed) -> bool:
         """Solve part e with a cutoff at the incumbent and reduced-cost fixing; False when the deadline stopped it."""
+        settled = self._dp_part(e, table, lp, self._fixed(table, lp)[1])
+        if settled is not None:
+            return settled
         upper, fewest = self._fixed(table, lp)
         free = upper > 0
         table = table.restricted(free)
