@@ -16,7 +16,7 @@ import pytest
 from app.planning import PlanningError, problem_from_profile
 from app.planning.exportable import solve_exportable
 from profiler.methods.export import REASONS, export_plan, peft_config
-from solver import Problem, SolveTimeout, solve
+from solver import Problem, SolveTimeout, knapsack, solve
 from solver.examples import llama_like_problem
 
 EMBEDDING_WIDTH = 384  # all-MiniLM-L6-v2's hidden size
@@ -179,8 +179,9 @@ def test_norms_alone_plan_as_layernorm_tuning() -> None:
     assert [i.methods for i in solved.exportable.left_out] == [["bitfit"]]
 
 
-def test_a_family_cut_short_makes_the_plan_feasible_with_a_bound() -> None:
-    problem = llama_like_problem(3000, seed=1, objective="efficiency")  # its LoRA part takes seconds to prove
+def test_a_family_cut_short_makes_the_plan_feasible_with_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(knapsack, "_DP_MAX_STATES", 0)  # its LoRA part then goes to CP-SAT: seconds to prove
+    problem = llama_like_problem(3000, seed=1, objective="efficiency")
     solved = solve_exportable(problem, max_time_s=0.4)
     plan = solved.plan
     assert plan.status == "feasible" and plan.bound is not None and plan.efficiency <= plan.bound + 1e-9
