@@ -18,7 +18,7 @@ from app.modelspec import model_dir
 from app.schemas import job_out
 from app.store import jobs as job_store
 from app.store.tables import DatasetRow, JobRow
-from profiler.training.datasets import SHAPE_NAMES
+from profiler.training.datasets import SHAPE_NAMES, TaskKind
 
 
 def accepted(job: JobRow, status: int = 202) -> Outcome:
@@ -41,7 +41,7 @@ def queue_job(ctx: Context, session: Session, kind: str, spec: dict, options: di
     return job
 
 
-def checked_task(task: TaskSpec, ctx: Context, session: Session, kind: str) -> TaskSpec:
+def checked_task(task: TaskSpec, ctx: Context, session: Session, kind: TaskKind) -> TaskSpec:
     """The task, for a profile made for a `kind` task, with its model directory resolved: 404 for an unknown
     dataset, 403/422 for a refused directory, 422 for a built-in task or dataset of another kind."""
     if isinstance(task, BuiltinTask):
@@ -50,7 +50,7 @@ def checked_task(task: TaskSpec, ctx: Context, session: Session, kind: str) -> T
             raise ApiError(422, f"task.builtin {task.builtin!r} is a {builtin_kind} task; the profile was made for "
                            f"{kind}")
         if importlib.util.find_spec(package) is None:
-            raise ApiError(422, f"task.builtin {task.builtin!r} needs `pip install {install}` on the server")
+            raise ApiError(422, f"task.builtin {task.builtin!r} needs `{install}` on the server")
         return task
     row = found(session.get(DatasetRow, task.dataset_id), "dataset", task.dataset_id)
     rows = row.summary.get("task", "classification")

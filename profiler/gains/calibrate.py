@@ -193,6 +193,11 @@ def _factor(calibration: Calibration, fixed: list[float], scaled: list[float], m
     return (lo + hi) / 2
 
 
+def _only_loss_moved(fitted: list[BundleResult]) -> bool:
+    """Whether no probe changed accuracy at all while one lowered the loss (the gains then in `LOSS_UNIT`)."""
+    return all(r.points == 0 for r in fitted) and any(r.loss_decrease > 0 for r in fitted)
+
+
 def points_per_nat(fitted: list[BundleResult]) -> float:
     """Accuracy points per nat of validation-loss decrease: least squares through the origin over `fitted`,
     floored at 0 (0 when no probe moved the loss). When no probe changed accuracy at all (a causal LM's exact
@@ -201,15 +206,14 @@ def points_per_nat(fitted: list[BundleResult]) -> float:
     den = sum(r.loss_decrease ** 2 for r in fitted)
     if den == 0:
         return 0.0
-    if all(r.points == 0 for r in fitted):
-        return LOSS_POINTS_PER_NAT if any(r.loss_decrease > 0 for r in fitted) else 0.0
+    if _only_loss_moved(fitted):
+        return LOSS_POINTS_PER_NAT
     return max(0.0, sum(r.loss_decrease * r.points for r in fitted) / den)
 
 
 def gain_unit(fitted: list[BundleResult]) -> str:
     """What the gains calibrated on `fitted` measure: accuracy points, or `LOSS_UNIT` (`points_per_nat`)."""
-    return LOSS_UNIT if fitted and all(r.points == 0 for r in fitted) and any(r.loss_decrease > 0 for r in fitted) \
-        else "accuracy points"
+    return LOSS_UNIT if _only_loss_moved(fitted) else "accuracy points"
 
 
 def fit_calibration(results: list[BundleResult], ceiling: BundleResult, mixed: dict[str, BundleResult],

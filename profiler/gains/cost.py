@@ -5,8 +5,9 @@ count and the wall time into the profile's `GainCost`. The planned run is `confi
 `config.batch_size` examples, each passed forward and backward once: 2 x steps x batch example-passes.
 A probe (a fine-tune of `config`) costs its training passes plus one forward pass over the
 validation set; the head-only baseline passes its steps forward only (nothing in the encoder
-trains), and a causal LM's baseline (no head) only evaluates. The share counts passes, not FLOPs: a backward pass that computes every weight's
-gradient (gradient-importance) costs more than one of a LoRA run, and `wall_s` says what it took.
+trains), and a causal LM's baseline (no head) only evaluates. The share counts passes, not FLOPs:
+a backward pass that computes every weight's gradient (gradient-importance) costs more than one of
+a LoRA run, and `wall_s` says what it took.
 """
 
 from __future__ import annotations
