@@ -420,11 +420,17 @@ def verdicts(results: dict[str, Any]) -> dict[str, dict[str, dict[str, str]]]:
         plans = [n for n in row if n == "planner (gain)" or n.startswith("plan: ")]
         for name in plans:
             plan = row[name]
-            out.setdefault(label, {})[name] = {
-                b: "above" if plan["accuracy_mean"] >= row[b]["accuracy_mean"] else
-                "within std" if plan["accuracy_mean"] + max(plan["accuracy_std"], row[b]["accuracy_std"])
-                >= row[b]["accuracy_mean"] else "below" for b in BASELINES if b in row}
+            out.setdefault(label, {})[name] = {b: accuracy_verdict(plan, row[b]) for b in BASELINES if b in row}
     return out
+
+
+def accuracy_verdict(plan: dict[str, Any], baseline: dict[str, Any]) -> str:
+    """`above` (accuracy mean at or above the baseline's), `within std` (below by at most the larger std) or
+    `below`, from two `summarize` results."""
+    if plan["accuracy_mean"] >= baseline["accuracy_mean"]:
+        return "above"
+    spread = max(plan["accuracy_std"], baseline["accuracy_std"])
+    return "within std" if plan["accuracy_mean"] + spread >= baseline["accuracy_mean"] else "below"
 
 
 def write(results: dict[str, Any], out: Path) -> None:

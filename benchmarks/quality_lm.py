@@ -28,7 +28,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from benchmarks.quality import all_linear_rank, lora_ids, peft_lora_run, plan_ids, run_seeds, summarize, uniform_rank
+from benchmarks.quality import (
+    accuracy_verdict,
+    all_linear_rank,
+    lora_ids,
+    peft_lora_run,
+    plan_ids,
+    run_seeds,
+    summarize,
+    uniform_rank,
+)
 from profiler import ModelSpec, ProfileOptions, profile_model
 from profiler.gains.fanout import train_full, train_plan
 from profiler.gains.registry import SOURCES, fill_gains
@@ -93,11 +102,8 @@ def verdicts(row: dict[str, Any]) -> dict[str, str]:
     out = {}
     for name in BASELINES:
         if name in row:
-            b, spread = row[name], max(plan["accuracy_std"], row[name]["accuracy_std"])
-            acc = "above" if plan["accuracy_mean"] >= b["accuracy_mean"] else \
-                "within std" if plan["accuracy_mean"] + spread >= b["accuracy_mean"] else "below"
-            loss = "lower" if plan["val_loss_mean"] <= b["val_loss_mean"] else "higher"
-            out[name] = f"accuracy {acc}, loss {loss}"
+            loss = "lower" if plan["val_loss_mean"] <= row[name]["val_loss_mean"] else "higher"
+            out[name] = f"accuracy {accuracy_verdict(plan, row[name])}, loss {loss}"
     return out
 
 
