@@ -143,11 +143,29 @@ class KnapsackModel:
         return [n_layers if self.inst.layer_pos[i] is None else self.inst.layer_pos[i] for i in self.allowed]
 
     def clone(self) -> KnapsackModel:
-        """Return a copy whose added rows do not reach this model (it shares the groups and positions)."""
-        _ = self.group_rows, self.positions
+        """Return a copy whose added rows do not reach this model (it shares the groups, positions and layouts)."""
+        _ = self.group_rows, self.positions, self.layouts
         other = copy.copy(self)
         other.rows = list(self.rows)
         return other
+
+    @cached_property
+    def layouts(self) -> list[_Layout]:
+        """Return the latest layout built (a list shared with the clones, empty before the first)."""
+        return []
+
+    def layout(self, matrix: np.ndarray) -> _Layout:
+        """Return the classes of the allowed candidates whose coefficients (a row per candidate) are `matrix`.
+
+        Rows equal in every form are one option. Successive maximizations over one model (the efficiency
+        search's) mostly leave the latest layout valid, its options' rows still equal, which is checked: the
+        rows are partitioned again only when they are not.
+        """
+        for layout in self.layouts:
+            if np.array_equal(matrix[layout.first_rows[layout.option_of]], matrix):
+                return layout
+        self.layouts[:] = [_Layout.build(self, *_options_of(matrix))]
+        return self.layouts[0]
 
     def add_at_most(self, form: Form, cap: float, *, loose: bool = False) -> None:
         """Add `form <= cap`, rounded so no float-infeasible plan passes (or, `loose`, none is cut)."""
@@ -208,6 +226,94 @@ class _Table:
         return _Table(self.options[keep], self.owner[keep], self.count, self.at[keep], self.groups, self.slot[keep])
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """The allowed candidates as classes, for one partition of their rows into options.
+
+    A group's signature is its set of options; groups of one signature are interchangeable.
+    Signature s has `n_options[s]` options, at rows `rows[starts[s]:][:n_options[s]]` of the
+    candidate matrix (`owner` names each option's signature), and `members[s]` lists its
+    groups' candidates (per option) by position; `counts[e, s]` of them are in part e,
+    `at_counts[e, s]` at layer e. `mixed` are the groups spanning several layers, as
+    (position, row) pairs, `mixed_at[e]` says one has an option at layer e, and `empty[e]`
+    that part e has no plan for want of candidates. Row r is option `option_of[r]`, whose first row is
+    `first_rows[option_of[r]]`.
+    """
+
+    rows: np.ndarray
+    n_options: np.ndarray
+    owner: np.ndarray
+    starts: np.ndarray
+    members: list[list[list[int]]]
+    counts: np.ndarray
+    at_counts: np.ndarray
+    mixed: list[list[tuple[int, int]]]
+    mixed_at: np.ndarray
+    empty: np.ndarray
+    option_of: np.ndarray
+    first_rows: np.ndarray
+
+    @classmethod
+    def build(cls, model: KnapsackModel, option_of: np.ndarray, first_rows: np.ndarray) -> _Layout:
+        """Return the layout of `model`'s allowed candidates when row r is option `option_of[r]`, whose first row
+        is `first_rows[option_of[r]]`."""
+        n_layers, cand, pos = len(model.inst.layer_index), model.allowed, model.positions
+        numbers = option_of.tolist()
+        by_signature: dict[tuple, list[tuple[int, list[int]]]] = {}
+        mixed: list[list[tuple[int, int]]] = []
+        for rows in model.group_rows:
+            if len({pos[r] for r in rows}) > 1:
+                mixed.append([(pos[r], r) for r in rows])
+                continue
+            first: dict[int, int] = {}
+            for r in rows:
+                first.setdefault(numbers[r], r)
+            signature = tuple(sorted(first))
+            by_signature.setdefault(signature, []).append((pos[rows[0]], [first[s] for s in signature]))
+        # Per signature: its option rows (those of its first group), and its groups sorted by position.
+        option_rows, positions, members = [], [], []
+        for entries in by_signature.values():
+            entries.sort(key=lambda e: (e[0], e[1][0]))
+            option_rows.append(entries[0][1])
+            positions.append([p for p, _ in entries])
+            members.append([[cand[r] for r in rows] for _, rows in entries])
+        n_options = np.array([len(rows) for rows in option_rows], dtype=np.int64)
+        hist = np.zeros((n_layers + 1, len(members)), dtype=np.int64)
+        if members:
+            owners = np.repeat(np.arange(len(members)), [len(p) for p in positions])
+            np.add.at(hist, (np.concatenate(positions), owners), 1)
+        at_counts = np.zeros_like(hist)
+        at_counts[:n_layers] = hist[:n_layers]
+        mixed_at = np.zeros(n_layers, dtype=bool)
+        for group in mixed:
+            for p, _ in group:
+                if p < n_layers:
+                    mixed_at[p] = True
+        # A part e < K needs a candidate at layer e; part K is the empty plan's, unless plans must be non-empty.
+        empty = np.ones(n_layers + 1, dtype=bool)
+        empty[np.asarray(pos, dtype=np.int64)] = False
+        if not model.nonempty:
+            empty[n_layers] = False
+        return cls(
+            rows=np.array([r for rows in option_rows for r in rows], dtype=np.int64), n_options=n_options,
+            owner=np.repeat(np.arange(len(members)), n_options), starts=np.cumsum(n_options) - n_options,
+            members=members, counts=np.cumsum(hist[::-1], axis=0)[::-1], at_counts=at_counts,
+            mixed=mixed, mixed_at=mixed_at, empty=empty, option_of=option_of, first_rows=first_rows,
+        )
+
+
+def _options_of(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return each row's option and each option's first row: rows with equal coefficients in every form are one
+    option, numbered in the order of their first row."""
+    if not len(matrix):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(matrix, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    number = np.empty(len(first), dtype=np.int64)
+    number[order] = np.arange(len(first))
+    return number[inverse.reshape(-1)], first[order]
+
+
 class _Parts:
     """The allowed candidates as classes of interchangeable groups, for each earliest layer.
 
@@ -227,61 +333,13 @@ class _Parts:
         ys = np.array([f.y for f in forms], dtype=float).reshape(len(forms), n_layers).T
         self.suffix = np.vstack([np.cumsum(ys[::-1], axis=0)[::-1], np.zeros((1, len(forms)))])
         self.cand, self.matrix = cand, matrix
-        pos = model.positions
-        # Rows with equal coefficients in every form are one option; a group's signature is its set of options.
-        option_of = np.unique(matrix, axis=0, return_inverse=True)[1].reshape(-1).tolist() if cand else []
-        by_signature: dict[tuple, list[tuple[int, list[int]]]] = {}
-        self.mixed: list[list[tuple[int, int]]] = []
-        for rows in model.group_rows:
-            if len({pos[r] for r in rows}) > 1:
-                self.mixed.append([(pos[r], r) for r in rows])
-                continue
-            first: dict[int, int] = {}
-            for r in rows:
-                first.setdefault(option_of[r], r)
-            signature = tuple(sorted(first))
-            by_signature.setdefault(signature, []).append((pos[rows[0]], [first[s] for s in signature]))
-        # One entry per signature: its option rows, and its groups sorted by position.
-        self.signatures = []
-        for entries in by_signature.values():
-            entries.sort(key=lambda e: (e[0], e[1][0]))
-            self.signatures.append(
-                (
-                    matrix[entries[0][1]],
-                    np.array([p for p, _ in entries]),
-                    [[cand[r] for r in members] for _, members in entries],
-                )
-            )
-        # counts[e, s]: groups of signature s in part e (at position >= e); at_counts: those at e < K.
-        hist = np.zeros((n_layers + 1, len(self.signatures)), dtype=np.int64)
-        if self.signatures:
-            positions = np.concatenate([p for _, p, _ in self.signatures])
-            owners = np.repeat(np.arange(len(self.signatures)), [len(p) for _, p, _ in self.signatures])
-            np.add.at(hist, (positions, owners), 1)
-        self.counts = np.cumsum(hist[::-1], axis=0)[::-1]
-        self.at_counts = np.zeros_like(self.counts)
-        self.at_counts[:n_layers] = hist[:n_layers]
-        self.n_options = np.array([len(opt) for opt, _, _ in self.signatures], dtype=np.int64)
-        if self.signatures:
-            self.owner = np.repeat(np.arange(len(self.signatures)), self.n_options)
-            self.options = np.vstack([opt for opt, _, _ in self.signatures])
-            self.starts = (np.cumsum(self.n_options) - self.n_options).astype(np.int64)
-        else:
-            self.options = np.zeros((0, len(forms)))
-            self.starts = np.zeros(0, dtype=np.int64)
+        self.layout = layout = model.layout(matrix)
+        self.mixed, self.counts, self.at_counts = layout.mixed, layout.counts, layout.at_counts
+        self.n_options, self.owner, self.starts = layout.n_options, layout.owner, layout.starts
+        self.mixed_at = layout.mixed_at
+        self.options = matrix[layout.rows] if len(layout.rows) else np.zeros((0, len(forms)))
         self.n_rows = len(model.rows)
-        # mixed_at[e]: some group spanning several layers has an option at layer e.
-        self.mixed_at = np.zeros(n_layers, dtype=bool)
-        for members in self.mixed:
-            for p, _ in members:
-                if p < n_layers:
-                    self.mixed_at[p] = True
-        # A part e < K needs a candidate at layer e; part K is the empty plan's, unless plans must be non-empty.
-        self.empty = np.ones(n_layers + 1, dtype=bool)
-        for r in range(len(cand)):
-            self.empty[pos[r]] = False
-        if not model.nonempty:
-            self.empty[n_layers] = False
+        self.empty = layout.empty.copy()
         # A part whose least possible value of some row exceeds its cap has no plan (min_gain rules out the
         # parts that start too high): found here instead of by one infeasible LP per part and maximization.
         floors = self.row_floors()
@@ -293,7 +351,7 @@ class _Parts:
         rows = slice(1, 1 + self.n_rows)
         out = self.suffix[:, 0] + (self.caps[None, :] - self.suffix[:, rows]) @ lam
         out[self.empty] = -math.inf
-        if self.signatures:
+        if len(self.n_options):
             reduced = self.options[:, 0] - self.options[:, rows] @ lam
             best = np.maximum.reduceat(reduced, self.starts)
             out = out + self.counts @ np.maximum(best, 0.0)
@@ -311,7 +369,7 @@ class _Parts:
         """Return [part, row]: the least value each row can take over the part's plans (a relaxation)."""
         rows = slice(1, 1 + self.n_rows)
         out = self.suffix[:, rows].copy()
-        if self.signatures:
+        if len(self.n_options):
             least = np.minimum.reduceat(self.options[:, rows], self.starts, axis=0)
             out += self.counts @ np.minimum(least, 0.0)
             at_least = np.where((self.at_counts[: self.n_layers] > 0)[:, :, None], least[None, :, :], math.inf).min(axis=1)
@@ -328,7 +386,7 @@ class _Parts:
         """Return, per part, a lower bound of the last form (the second objective) over its plans."""
         col = len(self.forms) - 1
         out = self.suffix[:, col].copy()
-        if self.signatures:
+        if len(self.n_options):
             least = np.minimum(np.minimum.reduceat(self.options[:, col], self.starts), 0.0)
             out += self.counts @ least
         for members in self.mixed:
@@ -351,7 +409,7 @@ class _Parts:
         at = np.repeat(np.arange(len(sigs)) < len(at_sigs), n_options)
         groups = []
         for c, sig in enumerate(sigs.tolist()):
-            members = self.signatures[sig][2]
+            members = self.layout.members[sig]
             lo = len(members) - int(ge[sig]) + (0 if c < len(at_sigs) else int(at_count[sig]))
             groups.append(members[lo: lo + int(count[c])])
         options = self.options[rows] if len(rows) else np.zeros((0, len(self.forms)))
@@ -753,53 +811,49 @@ class _Search:
         losses = np.zeros(1)
         steps: list[tuple[np.ndarray, np.ndarray]] = []
         tie = _TIE_RTOL * max(1.0, abs(self.best.value))
-        by_class = [[] for _ in table.count]
-        for k, c in enumerate(table.owner.tolist()):
-            if loss[k] <= gap:
-                by_class[c].append(k)
+        # The choices within the gap, per class (a class's options are consecutive).
+        n_classes = len(table.count)
+        alive = np.flatnonzero(loss <= gap)
+        bounds = np.searchsorted(table.owner[alive], np.arange(n_classes + 1))
+        has = bounds[1:] > bounds[:-1]
+        row_options = table.options[alive, 1: 1 + n_rows]
+        highest, lowest = np.zeros((n_classes, n_rows)), np.zeros((n_classes, n_rows))
+        if len(alive):
+            highest[has] = np.maximum.reduceat(row_options, bounds[:-1][has], axis=0)
+            lowest[has] = np.minimum(np.minimum.reduceat(row_options, bounds[:-1][has], axis=0), 0.0)
+        optional = has & (fewest < table.count) & (best <= gap)
+        highest[optional] = np.maximum(highest[optional], 0.0)
         # A row that every surviving choice of every group keeps within its cap is left out of the dominance.
-        most = np.zeros(n_rows)
-        for c, members in enumerate(by_class):
-            if members:
-                top_row = np.max(table.options[members][:, 1: 1 + n_rows], axis=0)
-                if fewest[c] < table.count[c] and best[c] <= gap:
-                    top_row = np.maximum(top_row, 0.0)
-                most += table.count[c] * top_row
+        most = table.count @ highest
         binding = np.append(most > caps - margin, [True] * (len(cols) + 1 - n_rows))
-        # future[c]: the least the groups of classes c and after can add to each row (rows may fall).
-        least = np.zeros((len(by_class) + 1, n_rows))
-        for c in range(len(by_class) - 1, -1, -1):
-            members = by_class[c]
-            low = np.min(table.options[members][:, 1: 1 + n_rows], axis=0) if members else np.zeros(n_rows)
-            low = np.minimum(low, 0.0)
-            least[c] = least[c + 1] + table.count[c] * low
-        for c, members in enumerate(by_class):
-            ks = np.array(members, dtype=np.int64)
-            opt_gain = table.options[ks, 0]
-            opt_vec = np.column_stack([table.options[ks][:, cols], -flag[ks].astype(float)]) if len(ks) else \
-                np.zeros((0, len(cols) + 1))
-            opt_loss = loss[ks]
-            for copy_ in range(int(table.count[c])):
-                choice = ks
-                g, v, l = opt_gain, opt_vec, opt_loss
-                if copy_ >= fewest[c] and best[c] <= gap:
-                    choice = np.append(ks, -1)
-                    g, v, l = np.append(g, 0.0), np.vstack([v, np.zeros(len(cols) + 1)]), np.append(l, best[c])
+        # least[c]: the least the groups of classes c and after can add to each row (rows may fall).
+        least = np.vstack([np.cumsum((table.count[:, None] * lowest)[::-1], axis=0)[::-1], np.zeros((1, n_rows))])
+        vec_of = np.column_stack([table.options[:, cols], -flag.astype(float)])
+        for c in range(n_classes):
+            ks = alive[bounds[c]: bounds[c + 1]]
+            n_groups = int(table.count[c])
+            plain = skippable = (ks, table.options[ks, 0], vec_of[ks], loss[ks])
+            if best[c] <= gap and fewest[c] < n_groups:
+                skippable = (np.append(ks, -1), np.append(plain[1], 0.0),
+                             np.vstack([plain[2], np.zeros(len(cols) + 1)]), np.append(plain[3], best[c]))
+            room_last = caps + margin - least[c + 1]
+            room_step = (least[c] - least[c + 1]) / max(n_groups, 1)
+            for copy_ in range(n_groups):
+                choice, g, v, l = skippable if copy_ >= fewest[c] and best[c] <= gap else plain
                 if not len(choice):
                     return True
-                n_states = len(gains)
-                new_loss = (losses[:, None] + l[None, :]).reshape(-1)
-                new_vec = (vectors[:, None, :] + v[None, :, :]).reshape(-1, len(cols) + 1)
-                new_vec[:, -1] = np.maximum(new_vec[:, -1], -1.0)
-                room = caps + margin - (least[c + 1] + (table.count[c] - 1 - copy_) * (least[c] - least[c + 1])
-                                        / max(int(table.count[c]), 1))
-                keep = (new_loss <= gap) & np.all(new_vec[:, :n_rows] <= room, axis=1)
-                if not np.any(keep):
+                new_loss = losses[:, None] + l[None, :]
+                room = room_last - (n_groups - 1 - copy_) * room_step
+                fits = np.all(vectors[:, None, :n_rows] + v[None, :, :n_rows] <= room, axis=2)
+                kept = np.flatnonzero((new_loss <= gap) & fits)
+                if not len(kept):
                     return True
-                parent = np.repeat(np.arange(n_states), len(choice))[keep]
-                picked = np.tile(choice, n_states)[keep]
-                new_gain = (gains[:, None] + g[None, :]).reshape(-1)[keep]
-                new_vec, new_loss = new_vec[keep], new_loss[keep]
+                parent, which = np.divmod(kept, len(choice))
+                picked = choice[which]
+                new_gain = gains[parent] + g[which]
+                new_vec = vectors[parent] + v[which]
+                new_vec[:, -1] = np.maximum(new_vec[:, -1], -1.0)
+                new_loss = new_loss.reshape(-1)[kept]
                 if len(choice) == 1:
                     # One choice adds the same to every state: the dominance among them stays as it was.
                     gains, vectors, losses = new_gain, new_vec, new_loss
