@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
+
 from solver.problem import Problem
 
 # Relative slack allowed when checking a float total against its cap; it only
@@ -185,5 +187,21 @@ class Instance:
         return out
 
     def fitting_alone(self) -> list[int]:
-        """Return the positions of candidates that fit the caps alone (with their layer costs)."""
-        return [i for i, t in enumerate(self.singles) if self.fits(t, min_gain=False)]
+        """Return the positions of candidates that fit the caps alone (with their layer costs): `fits` of each of
+        `singles`, the same float sums, taken as arrays."""
+        b = self.problem.budget
+        n_layers = len(self.layer_index)
+        suffix_flops, suffix_memory = (np.asarray(v) for v in self.layer_suffixes)
+        reach = np.array([n_layers if p is None else p for p in self.layer_pos], dtype=np.int64)
+        saved = np.array([0.0 if k is None else self.saved_memory[k] for k in self.saved])
+        totals = [
+            (np.asarray(self.flops) + suffix_flops[reach], b.flops),
+            (np.asarray(self.latency), b.latency_ms),
+            (np.asarray(self.memory) + suffix_memory[reach] + saved, b.memory_bytes),
+        ]
+        cap = b.params * (1 + _CAP_RTOL)
+        ok = np.array([p <= cap for p in self.params], dtype=bool)  # integers, compared exactly
+        for value, limit in totals:
+            if limit is not None:
+                ok &= value <= limit * (1 + _CAP_RTOL)
+        return np.flatnonzero(ok).tolist()

@@ -21,11 +21,12 @@ def plan_notes(problem: Problem, plan: Plan, sources: dict[str, int]) -> list[st
         if c.group is not None and c.config:
             groups[c.method][c.group].append(c.gain)
             settings[c.method].add(str(next(iter(c.config.values()))))
-    chosen = {c.id: c for c in problem.candidates if c.id in set(plan.selected)}
+    selected = set(plan.selected)
+    chosen = [c for c in problem.candidates if c.id in selected]
     for method, by_group in groups.items():
         if len(settings[method]) < 2 or any(len(set(gains)) > 1 for gains in by_group.values()):
             continue
-        used = {str(next(iter(c.config.values()))) for c in chosen.values() if c.method == method and c.config}
+        used = {str(next(iter(c.config.values()))) for c in chosen if c.method == method and c.config}
         if len(used) == 1:
             notes.append(f"every {method} candidate takes setting {used.pop()}: the gains are the same at every "
                          f"setting of a site ({', '.join(sorted(settings[method], key=_number))}), so the cheapest "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.store.db import writing
@@ -12,7 +12,7 @@ from app.store.tables import PlanRow, ProblemRow, new_id, utcnow
 
 _PLANS, _PROBLEMS = PlanRow.__table__, ProblemRow.__table__
 _INSERT_PLAN = _PLANS.insert()
-_INSERT_PROBLEM = _PROBLEMS.insert()
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 _PROBLEM_STORED = select(_PROBLEMS.c.hash).where(_PROBLEMS.c.hash == bindparam("hash"))
 
 
@@ -20,26 +20,24 @@ def add(
     session: Session, plan: dict, source: dict, problem_hash: str,
     problem_json: str, profile_id: str | None,
 ) -> PlanRow:
-    """Store a plan and, unless already stored, its problem; commits.
+    """Store a plan and, unless already stored, its problem; commits once.
 
     Plans are written with Core statements on the session's connection: the
     ORM unit of work costs more than the rest of a repeated plan request.
+    The problem is inserted with ON CONFLICT DO NOTHING (SQLite and
+    PostgreSQL), so a problem another request stores meanwhile is no error.
     """
     row = PlanRow(
         id=new_id(), created_at=utcnow(), plan=plan, source=source,
         problem_hash=problem_hash, profile_id=profile_id,
     )
-    stored = session.connection().execute(_PROBLEM_STORED, {"hash": problem_hash}).first()
+    connection = session.connection()
+    stored = connection.execute(_PROBLEM_STORED, {"hash": problem_hash}).first()
     with writing(session):
         if stored is None:
-            try:
-                session.connection().execute(
-                    _INSERT_PROBLEM, {"hash": problem_hash, "body": problem_json}
-                )
-                session.commit()
-            except IntegrityError:  # stored meanwhile by another request
-                session.rollback()
-        session.connection().execute(_INSERT_PLAN, {
+            insert = _INSERTS[connection.dialect.name](_PROBLEMS).on_conflict_do_nothing(index_elements=["hash"])
+            connection.execute(insert, {"hash": problem_hash, "body": problem_json})
+        connection.execute(_INSERT_PLAN, {
             "id": row.id, "created_at": row.created_at, "plan": plan, "source": source,
             "problem_hash": problem_hash, "profile_id": profile_id,
         })
