@@ -46,6 +46,8 @@ _FIX_RTOL = 1e-9
 _DP_MAX_STATES = 5_000
 # States a beam pass of that program keeps (those of least loss), to find an incumbent that tightens it.
 _DP_BEAM = 50
+# The program goes first in a part of at most this many groups per option; CP-SAT's counts alone in the others.
+_DP_GROUPS_PER_OPTION = 1.0
 
 @dataclass(frozen=True)
 class Form:
@@ -909,11 +911,18 @@ class _Search:
         return None
 
     def _solve_part(self, e: int, table: _Table, lp: _Relaxed) -> bool:
-        """Solve part e with a cutoff at the incumbent and reduced-cost fixing; False when the deadline stopped it."""
-        settled = self._dp_part(e, table, lp, self._fixed(table, lp)[1])
-        if settled is not None:
-            return settled
+        """Solve part e with a cutoff at the incumbent and reduced-cost fixing; False when the deadline stopped it.
+
+        The dynamic program steps once per group, CP-SAT has a count per option: the program goes first when the
+        part has no more groups than options (distinct gains), CP-SAT alone when interchangeable groups make its
+        counts the smaller model (a prior's tied layers: 7 classes of 32 groups took the program 20 ms a part).
+        """
         upper, fewest = self._fixed(table, lp)
+        if table.count.sum() <= _DP_GROUPS_PER_OPTION * len(table.owner):
+            settled = self._dp_part(e, table, lp, fewest)
+            if settled is not None:
+                return settled
+            upper, fewest = self._fixed(table, lp)
         free = upper > 0
         table = table.restricted(free)
         part = _PartModel.build(self.parts, e, table, (upper[free].tolist(), fewest.tolist()))

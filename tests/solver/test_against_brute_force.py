@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
-from solver import Problem, solve
+from solver import Problem, knapsack, solve
 from tests.solver.brute import SLACK, best_efficiency, best_gain, evaluate, feasible_plans
 from tests.solver.strategies import problems
 
 _SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# How a part is solved: as configured, by the dynamic program wherever it keeps few enough states, or by CP-SAT.
+ENGINES = {
+    "as configured": {},
+    "dynamic program first": {"_DP_GROUPS_PER_OPTION": math.inf},
+    "CP-SAT only": {"_DP_GROUPS_PER_OPTION": 0.0},
+}
+
+
+@contextmanager
+def _engine(name: str) -> Iterator[None]:
+    """Set the knapsack module's constants that choose how parts are solved, restoring them after."""
+    saved = {key: getattr(knapsack, key) for key in ENGINES[name]}
+    for key, value in ENGINES[name].items():
+        setattr(knapsack, key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(knapsack, key, value)
 
 
 def _check_plan_totals(data: dict, plan) -> None:
@@ -35,10 +58,12 @@ def _settled_as_infeasible(plan, tight, loose) -> bool:
     return False
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @_SETTINGS
-@given(problems(objective="gain"))
-def test_gain_objective_matches_brute_force(data: dict) -> None:
-    _check_gain_plan(data)
+@given(data=problems(objective="gain"))
+def test_gain_objective_matches_brute_force(engine: str, data: dict) -> None:
+    with _engine(engine):
+        _check_gain_plan(data)
 
 
 @settings(_SETTINGS, max_examples=300)
@@ -59,10 +84,12 @@ def _check_gain_plan(data: dict) -> None:
     _check_plan_totals(data, plan)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @_SETTINGS
-@given(problems(objective="efficiency"))
-def test_efficiency_objective_matches_brute_force(data: dict) -> None:
-    plan = solve(Problem.model_validate(data))
+@given(data=problems(objective="efficiency"))
+def test_efficiency_objective_matches_brute_force(engine: str, data: dict) -> None:
+    with _engine(engine):
+        plan = solve(Problem.model_validate(data))
     tight, loose = best_efficiency(data, -SLACK), best_efficiency(data, SLACK)
     if _settled_as_infeasible(plan, tight, loose):
         return
