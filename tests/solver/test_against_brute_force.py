@@ -18,8 +18,8 @@ _SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Hea
 # How a part is solved: as configured, by the dynamic program wherever it keeps few enough states, or by CP-SAT.
 ENGINES = {
     "as configured": {},
-    "dynamic program first": {"_DP_GROUPS_PER_OPTION": math.inf},
-    "CP-SAT only": {"_DP_GROUPS_PER_OPTION": 0.0},
+    "dynamic program first": {"_DP_GROUPS_PER_CLASS": math.inf},
+    "CP-SAT only": {"_DP_GROUPS_PER_CLASS": 0.0},
 }
 
 
