@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Query, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -66,10 +67,11 @@ class Context:
     frontiers: LRU = field(default_factory=lambda: LRU(64))
     problems: LRU = field(default_factory=lambda: LRU(128))
     solved: LRU = field(default_factory=lambda: LRU(4096))
-    solves: threading.BoundedSemaphore = field(init=False)
+    computing: anyio.CapacityLimiter = field(init=False)
+    """Plan requests computing at once (`settings.max_concurrent_solves`)."""
 
     def __post_init__(self) -> None:
-        self.solves = threading.BoundedSemaphore(self.settings.max_concurrent_solves)
+        self.computing = anyio.CapacityLimiter(self.settings.max_concurrent_solves)
 
 
 async def get_context(request: Request) -> Context:

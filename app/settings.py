@@ -49,9 +49,10 @@ class Settings(BaseSettings):
     solve_max_time_s: float = Field(default=30.0, gt=0, description="Time limit of one solve.")
     max_concurrent_solves: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, le=1024,
-        description="Solves running at once (default: the CPU count); more requests wait for a slot.",
+        description="Plan requests computing (building, solving, storing) at once (default: the CPU count); "
+                    "more wait up to solve_wait_s for a slot, then get a 503.",
     )
-    solve_wait_s: float = Field(default=5.0, ge=0, description="How long a plan request waits for a solve slot (then 503).")
+    solve_wait_s: float = Field(default=5.0, ge=0, description="How long a plan request waits for a slot (then 503).")
     idempotency_pending_s: float = Field(
         default=300.0, gt=0,
         description="A keyed request still unanswered after this long is abandoned: its key works again.",

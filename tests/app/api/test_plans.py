@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 from fastapi.testclient import TestClient
 
+from app.main import create_app
 from app.settings import Settings
+from solver import knapsack
+from solver.examples import llama_like_problem
 from tests.app.service_helpers import store_profile, synthetic_profile
 
 PROBLEM = {
@@ -174,3 +181,27 @@ def test_bad_exportable_requests_are_a_422_naming_the_field(client: TestClient, 
     bitfit_only = {**PROBLEM, "candidates": [PROBLEM["candidates"][2]]}
     r = client.post("/v1/plans", json={"problem": bitfit_only, "exportable": "peft"})
     assert _is_problem(r, 422)["detail"].startswith("exportable: peft can export none of the candidates: bitfit")
+
+
+def test_a_plan_request_waiting_past_solve_wait_s_for_a_slot_is_a_503(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One slot, held by a solve that runs to its 2 s time limit (CP-SAT alone needs seconds on this problem);
+    # a second request waits 0.3 s for it, then is told to retry.
+    monkeypatch.setattr(knapsack, "_DP_GROUPS_PER_CLASS", 0.0)
+    slow = llama_like_problem(3000, seed=1).model_dump(mode="json")
+    app = create_app(settings.model_copy(update={"max_concurrent_solves": 1, "solve_wait_s": 0.3,
+                                                 "solve_max_time_s": 2.0}), run_jobs=False)
+    with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
+        first = pool.submit(client.post, "/v1/plans", json={"problem": slow})
+        deadline = time.monotonic() + 10
+        while app.state.context.computing.borrowed_tokens == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        start = time.monotonic()
+        waited = client.post("/v1/plans", json={"problem": PROBLEM})
+        assert time.monotonic() - start >= 0.3
+        body = _is_problem(waited, 503)
+        assert waited.headers["retry-after"] == "1" and "all 1 plan-request slots" in body["detail"]
+        done = first.result(timeout=30)
+        assert done.status_code == 201 and done.json()["plan"]["status"] == "feasible"
+        assert client.post("/v1/plans", json={"problem": PROBLEM}).status_code == 201
