@@ -177,7 +177,7 @@ def _solve(ctx: Context, prepared: PreparedProblem, exportable: str | None) -> _
             part = PreparedProblem.of(problem, {}).cacheable()
     except SolveTimeout as exc:
         raise ApiError(
-            503, f"no feasible plan found within {limit} s: {exc}", headers={"Retry-After": "1"},
+            422, f"no feasible plan found within the solve time limit (solve_max_time_s = {limit} s): {exc}",
         ) from exc
     except ValueError as exc:  # PlanningError, or saved inputs joining too many groups
         raise ApiError(422, str(exc)) from exc

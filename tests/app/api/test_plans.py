@@ -205,3 +205,13 @@ def test_a_plan_request_waiting_past_solve_wait_s_for_a_slot_is_a_503(
         done = first.result(timeout=30)
         assert done.status_code == 201 and done.json()["plan"]["status"] == "feasible"
         assert client.post("/v1/plans", json={"problem": PROBLEM}).status_code == 201
+
+
+def test_a_problem_with_no_plan_found_within_the_time_limit_is_a_422_naming_the_limit(settings: Settings) -> None:
+    # min_gain at 90 % of the per-layer best gains: no single candidate or greedy plan reaches it, and the
+    # 1 ms limit passes before any search does.
+    hard = llama_like_problem(3000, seed=0, objective="efficiency", min_gain_fraction=0.9).model_dump(mode="json")
+    app = create_app(settings.model_copy(update={"solve_max_time_s": 0.001}), run_jobs=False)
+    with TestClient(app) as client:
+        body = _is_problem(client.post("/v1/plans", json={"problem": hard}), 422)
+    assert "solve_max_time_s = 0.001 s" in body["detail"] and "min_gain" in body["detail"]
