@@ -105,15 +105,17 @@ class Instance:
             ),
         )
 
+    @cached_property
+    def caps(self) -> list[tuple[str, float]]:
+        """Return (axis, cap with its rounding slack) for every capped budget axis (a `Totals` field name):
+        params and flops, latency and memory when given."""
+        b = self.problem.budget
+        axes = ("params", "flops", "latency_ms", "memory_bytes")
+        return [(axis, getattr(b, axis) * (1 + _CAP_RTOL)) for axis in axes if getattr(b, axis) is not None]
+
     def fits(self, t: Totals, *, min_gain: bool = True) -> bool:
         """True when totals `t` respect every budget cap (and min_gain when asked)."""
-        b = self.problem.budget
-        caps = [(t.params, b.params), (t.flops, b.flops)]
-        if b.latency_ms is not None:
-            caps.append((t.latency_ms, b.latency_ms))
-        if b.memory_bytes is not None:
-            caps.append((t.memory_bytes, b.memory_bytes))
-        if any(value > cap * (1 + _CAP_RTOL) for value, cap in caps):
+        if any(getattr(t, axis) > cap for axis, cap in self.caps):
             return False
         return not min_gain or t.gain >= self.problem.min_gain * (1 - _CAP_RTOL)
 
@@ -167,41 +169,32 @@ class Instance:
         ), reach, inputs | {saved} if new_input else inputs
 
     @cached_property
-    def singles(self) -> list[Totals]:
-        """Return each candidate's totals when chosen alone (its own costs, the layers it reaches, its saved input)."""
-        n_layers = len(self.layer_index)
-        suffix_flops, suffix_memory = self.layer_suffixes
-        out = []
-        for i in range(self.n):
-            k = n_layers if self.layer_pos[i] is None else self.layer_pos[i]
-            out.append(
-                Totals(
-                    gain=self.gain[i],
-                    params=self.params[i],
-                    flops=self.flops[i] + suffix_flops[k],
-                    latency_ms=self.latency[i],
-                    memory_bytes=self.memory[i] + suffix_memory[k]
-                    + (0.0 if self.saved[i] is None else self.saved_memory[self.saved[i]]),
-                )
-            )
-        return out
-
-    def fitting_alone(self) -> list[int]:
-        """Return the positions of candidates that fit the caps alone (with their layer costs): `fits` of each of
-        `singles`, the same float sums, taken as arrays."""
-        b = self.problem.budget
+    def single_columns(self) -> dict[str, np.ndarray]:
+        """Return each candidate's totals when chosen alone (its own costs, the layers it reaches, its saved
+        input), an array per `Totals` field; params as Python integers (an object array), compared exactly."""
         n_layers = len(self.layer_index)
         suffix_flops, suffix_memory = (np.asarray(v) for v in self.layer_suffixes)
         reach = np.array([n_layers if p is None else p for p in self.layer_pos], dtype=np.int64)
         saved = np.array([0.0 if k is None else self.saved_memory[k] for k in self.saved])
-        totals = [
-            (np.asarray(self.flops) + suffix_flops[reach], b.flops),
-            (np.asarray(self.latency), b.latency_ms),
-            (np.asarray(self.memory) + suffix_memory[reach] + saved, b.memory_bytes),
-        ]
-        cap = b.params * (1 + _CAP_RTOL)
-        ok = np.array([p <= cap for p in self.params], dtype=bool)  # integers, compared exactly
-        for value, limit in totals:
-            if limit is not None:
-                ok &= value <= limit * (1 + _CAP_RTOL)
+        return {
+            "gain": np.asarray(self.gain, dtype=float),
+            "params": np.array(self.params, dtype=object),
+            "flops": np.asarray(self.flops, dtype=float) + suffix_flops[reach],
+            "latency_ms": np.asarray(self.latency, dtype=float),
+            "memory_bytes": np.asarray(self.memory, dtype=float) + suffix_memory[reach] + saved,
+        }
+
+    @cached_property
+    def singles(self) -> list[Totals]:
+        """Return each candidate's totals when chosen alone (`single_columns` as one `Totals` per candidate)."""
+        c = {name: column.tolist() for name, column in self.single_columns.items()}
+        rows = zip(c["gain"], c["params"], c["flops"], c["latency_ms"], c["memory_bytes"], strict=True)
+        return [Totals(*row) for row in rows]
+
+    def fitting_alone(self) -> list[int]:
+        """Return the positions of candidates that fit the caps alone (with their layer costs): `fits` of each
+        of `singles`, taken as arrays."""
+        ok = np.ones(self.n, dtype=bool)
+        for axis, cap in self.caps:
+            ok &= (self.single_columns[axis] <= cap).astype(bool)
         return np.flatnonzero(ok).tolist()
