@@ -823,8 +823,9 @@ class _Search:
         if len(alive):
             highest[has] = np.maximum.reduceat(row_options, bounds[:-1][has], axis=0)
             lowest[has] = np.minimum(np.minimum.reduceat(row_options, bounds[:-1][has], axis=0), 0.0)
-        optional = has & (fewest < table.count) & (best <= gap)
-        highest[optional] = np.maximum(highest[optional], 0.0)
+        # A class some of whose groups may take no option (cheaply enough to stay within the gap).
+        skippable = (fewest < table.count) & (best <= gap)
+        highest[has & skippable] = np.maximum(highest[has & skippable], 0.0)
         # A row that every surviving choice of every group keeps within its cap is left out of the dominance.
         most = table.count @ highest
         binding = np.append(most > caps - margin, [True] * (len(cols) + 1 - n_rows))
@@ -834,14 +835,14 @@ class _Search:
         for c in range(n_classes):
             ks = alive[bounds[c]: bounds[c + 1]]
             n_groups = int(table.count[c])
-            plain = skippable = (ks, table.options[ks, 0], vec_of[ks], loss[ks])
-            if best[c] <= gap and fewest[c] < n_groups:
-                skippable = (np.append(ks, -1), np.append(plain[1], 0.0),
-                             np.vstack([plain[2], np.zeros(len(cols) + 1)]), np.append(plain[3], best[c]))
+            plain = or_none = (ks, table.options[ks, 0], vec_of[ks], loss[ks])
+            if skippable[c]:
+                or_none = (np.append(ks, -1), np.append(plain[1], 0.0),
+                           np.vstack([plain[2], np.zeros(len(cols) + 1)]), np.append(plain[3], best[c]))
             room_last = caps + margin - least[c + 1]
             room_step = (least[c] - least[c + 1]) / max(n_groups, 1)
             for copy_ in range(n_groups):
-                choice, g, v, l = skippable if copy_ >= fewest[c] and best[c] <= gap else plain
+                choice, g, v, l = or_none if skippable[c] and copy_ >= fewest[c] else plain
                 if not len(choice):
                     return True
                 new_loss = losses[:, None] + l[None, :]
