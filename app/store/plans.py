@@ -12,7 +12,11 @@ from app.store.tables import PlanRow, ProblemRow, new_id, utcnow
 
 _PLANS, _PROBLEMS = PlanRow.__table__, ProblemRow.__table__
 _INSERT_PLAN = _PLANS.insert()
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+# A problem stored meanwhile by another request is no error (the same statement on both databases).
+_INSERT_PROBLEM = {
+    name: insert(_PROBLEMS).on_conflict_do_nothing(index_elements=["hash"])
+    for name, insert in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert))
+}
 _PROBLEM_STORED = select(_PROBLEMS.c.hash).where(_PROBLEMS.c.hash == bindparam("hash"))
 
 
@@ -35,8 +39,7 @@ def add(
     stored = connection.execute(_PROBLEM_STORED, {"hash": problem_hash}).first()
     with writing(session):
         if stored is None:
-            insert = _INSERTS[connection.dialect.name](_PROBLEMS).on_conflict_do_nothing(index_elements=["hash"])
-            connection.execute(insert, {"hash": problem_hash, "body": problem_json})
+            connection.execute(_INSERT_PROBLEM[connection.dialect.name], {"hash": problem_hash, "body": problem_json})
         connection.execute(_INSERT_PLAN, {
             "id": row.id, "created_at": row.created_at, "plan": plan, "source": source,
             "problem_hash": problem_hash, "profile_id": profile_id,
