@@ -15,7 +15,7 @@ all-linear LoRA (peft `target_modules="all-linear"`, the largest rank within the
 even that is over it: the table shows its params), a GoRA-style allocation (uniform LoRA q,v's sum of
 ranks split over the same modules by mean |W*G|), plus head only and full fine-tuning; and the plan
 of every cheap gain source in `--sources` (`profiler.gains.registry`, scaled by the prior; with
-`--probes N` also by N method-bundle probes). Each source's Spearman against the gradient source's
+`--probes N` also valued by N probes, `profiler.gains.method_values`). Each source's Spearman against the gradient source's
 probes (role bundles and single candidates, per method and across methods), its wall time and its
 cost_share are reported. Writes benchmarks/results/quality.json, quality.md (a docs/benchmarks.md
 section) and quality.png.
@@ -255,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipes", default="all", help=f"the recipes to run, by name (any separator): {', '.join(RECIPES)}")
     parser.add_argument("--sources", default=",".join(CHEAP), help="cheap gain sources whose plans train, comma "
                         f"separated (default all: {','.join(CHEAP)}; '' for none)")
-    parser.add_argument("--probes", type=int, default=0, help="also plan each source scaled by this many method-bundle "
-                        "probes (default 0: the prior's scale only)")
+    parser.add_argument("--probes", type=int, default=0, help="also plan each source valued by this many probes "
+                        "(`profiler.gains.method_values.probe_plan`; default 0: the prior's scale only)")
     parser.add_argument("--probes-from", metavar="JSON", help="rank the --sources against the gradient source's probes "
                         "stored in this results file (a quality.json of the same --steps, --batch and --seq-len) "
                         "and train nothing; writes quality-sources.{json,md}")
@@ -291,12 +291,14 @@ def main(argv: list[str] | None = None) -> int:
         name = plan_name(source, probes)
         if name in gained:
             continue
-        gained[name], _ = fill_gains(profile, source, task if SOURCES[source].needs_task or probes else None, config,
-                                     probes=probes, progress=log)
+        gained[name], cheap = fill_gains(profile, source, task if SOURCES[source].needs_task or probes else None,
+                                         config, probes=probes, progress=log)
         cost = gained[name].gain_cost
-        assert cost is not None
+        assert cost is not None and cheap is not None
         results["sources"][name] = {"cost": cost.model_dump(mode="json"),
-                                    "rankings": source_rankings(gained[name], report)}
+                                    "rankings": source_rankings(gained[name], report),
+                                    "valued": cheap.model_dump(mode="json", include={
+                                        "probe_validation", "points_per_nat", "probed", "methods"})}
         log(f"{name}: {cost.wall_s:.1f} s, cost_share {cost.cost_share:.3f}")
     results["sources"]["gradient"] = gradient_entry(report)
     importance = {c.site: c.gain_details["importance"] for c in gained.get(plan_name("gradient-importance", 0),
@@ -413,8 +415,8 @@ def rank_sources(args: argparse.Namespace, task: Task, profile: Profile, config:
 
 
 def verdicts(results: dict[str, Any]) -> dict[str, dict[str, dict[str, str]]]:
-    """Per budget and gain plan (the planner's and each cheap source's), against each baseline that ran: `above`
-    (mean at or above), `within std` (below by at most the larger std) or `below`."""
+    """Per budget and gain plan (the planner's and each cheap source's), against each baseline that ran: an
+    `accuracy_verdict`."""
     out: dict[str, dict[str, dict[str, str]]] = {}
     for label, row in results["budgets"].items():
         plans = [n for n in row if n == "planner (gain)" or n.startswith("plan: ")]
@@ -425,11 +427,13 @@ def verdicts(results: dict[str, Any]) -> dict[str, dict[str, dict[str, str]]]:
 
 
 def accuracy_verdict(plan: dict[str, Any], baseline: dict[str, Any]) -> str:
-    """`above` (accuracy mean at or above the baseline's), `within std` (below by at most the larger std) or
-    `below`, from two `summarize` results."""
+    """`above by > std` (the accuracy mean above the baseline's by more than the larger of the two stds), `above`
+    (at or above), `within std` (below by at most the larger std) or `below`, from two `summarize` results."""
+    spread = max(plan["accuracy_std"], baseline["accuracy_std"])
+    if plan["accuracy_mean"] > baseline["accuracy_mean"] + spread:
+        return "above by > std"
     if plan["accuracy_mean"] >= baseline["accuracy_mean"]:
         return "above"
-    spread = max(plan["accuracy_std"], baseline["accuracy_std"])
     return "within std" if plan["accuracy_mean"] + spread >= baseline["accuracy_mean"] else "below"
 
 
@@ -501,7 +505,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{kind}, {r['method']} ({r['probes']} probes): {fmt(r['points'])} against accuracy gains, "
         f"{fmt(r['loss'])} against loss decreases" for kind, r in ranked) + "."]
     lines += sources_markdown(results)
-    lines += ["", "Gain plans against the baselines (mean at or above, within one std, or below):", ""]
+    lines += ["", ("Gain plans against the baselines (mean above by more than the larger std, at or above, within "
+                   "one std, or below):"), ""]
     lines += [f"* {b}, {plan}: " + ", ".join(f"{n} {v}" for n, v in against.items())
               for b, by_plan in results["verdicts"].items() for plan, against in by_plan.items()]
     return "\n".join(lines + [""])
@@ -532,6 +537,14 @@ def sources_markdown(results: dict[str, Any]) -> list[str]:
         lines.append(f"| {name} | {cost['wall_s']:.1f} | {share} | {wall} | {fmt(a['raw_vs_points'])} / "
                      f"{fmt(a['raw_vs_loss'])} ({a['probes']}) | {fmt(a['gain_vs_points'])} / {fmt(a['gain_vs_loss'])}"
                      f" | {per} |")
+    for name, entry in results["sources"].items():
+        valued = entry.get("valued") or {}
+        if valued.get("probed"):
+            lines += ["", f"{name}'s probes ({valued['probe_validation']} validation examples, "
+                      f"{valued['points_per_nat']:.1f} points per nat): " + "; ".join(
+                          f"{p['name']} ({p['params']:,} params) {p['points']:+.1f} points, {p['loss_decrease']:+.4f} "
+                          f"nats, worth {p['value']:.2f}" for p in valued["probed"]) + "; methods valued by " + ", ".join(
+                          f"{m['method']} {m['basis']}" for m in valued["methods"]) + "."]
     return lines
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from app.cli import CliError, read_json
+from profiler.gains.method_values import MAX_PROBES
 from profiler.gains.registry import SOURCES
 
 
@@ -30,9 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=16, help="probe batch size in examples (default 16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="probe processes (default 1)")
-    p.add_argument("--probes", type=int, default=0, help="method bundles to probe, for the sources that take a "
-                   "budget (" + ", ".join(s.name for s in SOURCES.values() if s.probes) + "); default 0: scaled by "
-                   "the prior")
+    p.add_argument("--probes", type=int, default=0, help=f"bundles to probe (0 to {MAX_PROBES}: the top method, every "
+                   "method together, the top method at its largest setting), for the sources that take a budget ("
+                   + ", ".join(s.name for s in SOURCES.values() if s.probes) + "); default 0: scaled by the prior")
     p.add_argument("--report", help="also write the source's report JSON here (not for prior and probe)")
     p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
     p.set_defaults(func=run)
@@ -51,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("give --model and --data together, or neither (the built-in task)")
     if not SOURCES[args.source].needs_task and args.model and not args.probes:
         raise CliError(f"--source {args.source} uses no data")
-    if args.probes < 0 or (args.probes and not SOURCES[args.source].probes):
-        raise CliError(f"--probes takes a count >= 0, with a source that takes a probe budget, not {args.source}")
+    if not 0 <= args.probes <= MAX_PROBES or (args.probes and not SOURCES[args.source].probes):
+        raise CliError(f"--probes takes 0 to {MAX_PROBES}, with a source that takes a probe budget, not {args.source}")
     if args.report and args.source in ("prior", "probe"):
         raise CliError(f"--source {args.source} writes no report: --report goes with the others")
     try:

@@ -117,7 +117,8 @@ def _prepare_gains(payload: dict[str, Any]) -> Training:
 
     task = None if payload["task"] is None else payload["task"].build()
     train = None if payload["train"] is None else TrainConfig.model_validate(payload["train"])
-    gains = gains_fanout(Profile.model_validate_json(payload["profile"]), payload["source"], task, train)
+    gains = gains_fanout(Profile.model_validate_json(payload["profile"]), payload["source"], task, train,
+                         probes=payload["probes"])
 
     def fold(runs: list[Any], seconds: float) -> dict[str, Any]:
         profile, report = gains.fold(runs, seconds)

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from profiler.gains.method_values import MAX_PROBES
 from profiler.gains.registry import SOURCES
 from profiler.models import smollm2
 from profiler.training.finetune import TrainConfig
@@ -41,20 +42,25 @@ TaskSpec = BuiltinTask | DatasetTask
 
 
 class GainsRequest(Strict):
-    """Gains for every candidate of a profile: the documented `prior`, `gradient` from data (calibrated by
-    probes of roles), or `probe` (a fine-tune of every candidate alone: the expensive source)."""
+    """Gains for every candidate of a profile from one registered source: the documented `prior`, `gradient` from
+    data (calibrated by probes of roles), `probe` (a fine-tune of every candidate alone: the expensive source), or
+    a cheap source (`activation`, ...) scaled by the prior or by `probes` fine-tunes."""
 
     source: Literal[tuple(SOURCES)]  # type: ignore[valid-type]  # the registered gain sources
     task: TaskSpec | None = Field(default=None, description="The data to estimate from (gradient, probe).")
     train: TrainConfig | None = Field(default=None, description="Probe fine-tunes (gradient, probe); default TrainConfig.")
     workers: int = Field(default=1, ge=1, le=64, description="Probe processes (gradient, probe).")
+    probes: int = Field(default=0, ge=0, le=MAX_PROBES, description="Bundles a cheap source probes to value its methods (0: "
+                        "scaled by the prior; docs/gains.md, Cheap sources); needs a task.")
 
     @model_validator(mode="after")
     def _task_for_data(self) -> GainsRequest:
-        if SOURCES[self.source].needs_task and self.task is None:
-            raise ValueError(f"source {self.source!r} needs a task")
-        if not SOURCES[self.source].needs_task and (self.task is not None or self.train is not None):
-            raise ValueError("source 'prior' takes no task or train: it uses no data")
+        if self.probes and not SOURCES[self.source].probes:
+            raise ValueError(f"probes: source {self.source!r} takes no probe budget")
+        if (SOURCES[self.source].needs_task or self.probes) and self.task is None:
+            raise ValueError(f"source {self.source!r} needs a task" + (" for its probes" if self.probes else ""))
+        if not SOURCES[self.source].needs_task and not self.probes and (self.task is not None or self.train is not None):
+            raise ValueError(f"source {self.source!r} takes no task or train without probes: it uses no data")
         return self
 
 

@@ -59,9 +59,27 @@ LOSS_UNIT = "centinats of validation loss"
 _LAYER_INDEX = re.compile(r"(?<![^.])\d+(?![^.])")  # a whole dotted component that is a number
 
 
-def _by_setting(setting: int | None) -> int:
+def setting_key(setting: int | None) -> int:
     """Sort key of settings: None (a method without settings) first, then ascending."""
     return -1 if setting is None else setting
+
+
+def curve_value(curve: list[tuple[int | None, float]], setting: int | None) -> float:
+    """A value curve [(setting, value)], by setting, read at `setting`: linear in log(setting) between its
+    points, held outside them (0 for an empty curve)."""
+    if not curve:
+        return 0.0
+    if setting is None or len(curve) == 1 or curve[0][0] is None:
+        return curve[0][1]
+    x = math.log(setting)
+    points = [(math.log(s), v) for s, v in curve]  # type: ignore[arg-type]
+    if x <= points[0][0]:
+        return points[0][1]
+    for (x0, v0), (x1, v1) in itertools.pairwise(points):
+        if x <= x1:
+            t = (x - x0) / (x1 - x0)
+            return (1 - t) * v0 + t * v1  # a convex combination: never below 0 by rounding
+    return points[-1][1]
 
 
 def role_of(ref: CandidateRef) -> str:
@@ -106,20 +124,7 @@ class Calibration(BaseModel):
 
     def value(self, role: str, setting: int | None) -> float:
         """A role's value at `setting`, accuracy points (0 for a role that was not probed)."""
-        curve = self.curves.get(role)
-        if not curve:
-            return 0.0
-        if setting is None or len(curve) == 1 or curve[0][0] is None:
-            return curve[0][1]
-        x = math.log(setting)
-        points = [(math.log(s), v) for s, v in curve]
-        if x <= points[0][0]:
-            return points[0][1]
-        for (x0, v0), (x1, v1) in itertools.pairwise(points):
-            if x <= x1:
-                t = (x - x0) / (x1 - x0)
-                return (1 - t) * v0 + t * v1  # a convex combination: never below 0 by rounding
-        return points[-1][1]
+        return curve_value(self.curves.get(role, []), setting)
 
     def weight(self, value: float) -> float:
         """A value (points, alone) as its additive noisy-OR weight -C·ln(1 - V/C), in points."""
@@ -157,7 +162,7 @@ def role_bundles(scores: dict[str, float]) -> tuple[list[BundleSpec], list[str]]
         if all(sums[(role, s)] <= floor for s in by_setting):
             zero.append(role)
             continue
-        settings = sorted(by_setting, key=_by_setting)
+        settings = sorted(by_setting, key=setting_key)
         for setting in dict.fromkeys((settings[0], settings[-1])):
             bundles.append(BundleSpec(role=role, setting=setting, candidates=sorted(by_setting[setting])))
     return bundles, sorted(zero)
@@ -227,7 +232,7 @@ def fit_calibration(results: list[BundleResult], ceiling: BundleResult, mixed: d
     fitted = [*results, ceiling, *mixed.values()]
     k = points_per_nat(fitted)
     raw: dict[str, list[tuple[int | None, float]]] = defaultdict(list)
-    for r in sorted(results, key=lambda r: _by_setting(r.setting)):
+    for r in sorted(results, key=lambda r: setting_key(r.setting)):
         raw[r.role].append((r.setting, max(0.0, k * r.loss_decrease)))
     best = max((v for c in raw.values() for _, v in c), default=0.0)
     calibration = Calibration(points_per_nat=k, unit=gain_unit(fitted), ceiling_points=max(k * ceiling.loss_decrease, best),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,10 @@ class Encoded:
             y = y[:, cut] if y.dim() == 2 else y
         return out, y
 
+    def subset(self, index: torch.Tensor) -> Encoded:
+        """The examples at `index`, as their own Encoded (padding kept)."""
+        return Encoded({k: v[index] for k, v in self.inputs.items()}, self.y[index], self.left_padded)
+
     def batches(self, size: int) -> Iterator[tuple[Batch, torch.Tensor]]:
         """In order, `size` at a time (for evaluation)."""
         for start in range(0, len(self), size):
@@ -135,6 +139,13 @@ class Task:
         if self.kind == "causal_lm":
             return CausalLM(encoder)
         return Classifier(encoder, hidden_size(encoder), self.num_classes, seed)
+
+    def with_validation(self, limit: int, seed: int = 0) -> Task:
+        """This task with its validation cut to a seeded draw of at most `limit` examples (in their order)."""
+        if len(self.validation) <= limit:
+            return self
+        pick = torch.randperm(len(self.validation), generator=torch.Generator().manual_seed(seed))[:limit]
+        return replace(self, validation=self.validation.subset(pick.sort().values))
 
     @property
     def encoder_params(self) -> int:

@@ -1,4 +1,4 @@
-"""Gains jobs: fill a stored profile's gains (prior, gradient or probe) into a new profile.
+"""Gains jobs: fill a stored profile's gains (any registered source) into a new profile.
 
 The new profile has the same candidates and costs, each with `gain`, `gain_source` and
 `gain_details`; a `gradient` job's result is the `GainReport` (calibration, probes, rankings); a
@@ -44,11 +44,12 @@ def run_gains(engine: Engine, job: JobRow, settings: Settings, watch: Watch) -> 
     spec = GainsJob.model_validate(job.spec)
     profile = Profile.model_validate_json(_source_profile(engine, spec.profile_id))
     task = None
-    if SOURCES[spec.source].needs_task:
+    if SOURCES[spec.source].needs_task or spec.probes:
         assert spec.task is not None  # GainsRequest requires it for sources that train
         watch.note("loading the task")
         task = load_task(engine, spec.task, settings, profile.task_kind)
-    gained, report = fill_gains(profile, spec.source, task, spec.train, spec.workers, progress=watch.note)
+    gained, report = fill_gains(profile, spec.source, task, spec.train, spec.workers, progress=watch.note,
+                                probes=spec.probes)
     result = None if report is None else report.model_dump(mode="json")
     return JobOutput(profile_id=save_profile(engine, _key(job), gained), result=result)
 
@@ -58,7 +59,7 @@ def _payload(engine: Engine, job: JobRow, settings: Settings) -> dict[str, Any]:
     body = _source_profile(engine, spec.profile_id)
     kind = Profile.model_validate_json(body).task_kind
     task = None if spec.task is None else task_source(engine, spec.task, settings, kind)
-    return {"profile": body, "source": spec.source, "task": task,
+    return {"profile": body, "source": spec.source, "task": task, "probes": spec.probes,
             "train": None if spec.train is None else spec.train.model_dump(mode="json")}
 
 

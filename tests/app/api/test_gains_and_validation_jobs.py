@@ -116,6 +116,20 @@ def test_probe_gains_job_fine_tunes_every_candidate_alone(service: TestClient, p
     assert job["message"] == f"probe {len(gained)}/{len(gained)}"
 
 
+def test_a_cheap_source_job_takes_a_probe_budget(service: TestClient, profile_id: str, dataset_id: str) -> None:
+    task = {"dataset_id": dataset_id, "model_path": "tiny-bert"}
+    r = service.post(f"/v1/profiles/{profile_id}/gains",
+                     json={"source": "activation", "task": task, "train": TRAIN, "probes": 2})
+    assert r.status_code == 202, r.text
+    job = wait_for(service, r.headers["location"])
+    assert job["state"] == "succeeded", job["error"]
+    report = job["result"]
+    assert [p["name"] for p in report["probed"]] == ["lora at 2", "every method at its smallest setting"]
+    assert report["cost"]["probes"] == 3  # and the head-only baseline
+    gained = service.get(job["profile_url"]).json()
+    assert gained["gain_cost"] == report["cost"] and {c["gain_source"] for c in gained["candidates"]} == {"activation"}
+
+
 def test_validation_job_reports_realized_next_to_predicted(service: TestClient, gradient_job: dict,
                                                            dataset_id: str) -> None:
     plan = service.post("/v1/plans", json={"profile_id": gradient_job["profile_id"], "budget": {"params": "5%"},
@@ -232,6 +246,9 @@ def test_bad_gains_and_validation_requests_are_problems(service: TestClient, pro
     problem(service.post(gains, json={"source": "prior", "task": task}), 422, "takes no task")
     problem(service.post(gains, json={"source": "probe"}), 422, "needs a task")
     problem(service.post(gains, json={"source": "prior", "extra": 1}), 422, "extra")
+    problem(service.post(gains, json={"source": "gradient", "task": task, "probes": 1}), 422, "takes no probe budget")
+    problem(service.post(gains, json={"source": "weight-condition", "probes": 1}), 422, "needs a task for its probes")
+    problem(service.post(gains, json={"source": "activation", "task": task, "probes": 4}), 422, "probes")
     problem(service.post("/v1/profiles/nope/gains", json={"source": "prior"}), 404, "no profile")
     problem(service.post("/v1/plans/nope/validation", json={"task": task}), 404, "no plan")
     inline = service.post("/v1/plans", json={"problem": {

@@ -45,7 +45,9 @@ def test_gains_cli_fills_a_profile(tmp_path: Path, capsys: pytest.CaptureFixture
     assert cli(["gains", str(profile), "--source", "probe", *data, "--report", str(tmp_path / "r.json")]) == 2
     assert "--source probe writes no report" in capsys.readouterr().err
     assert cli(["gains", str(profile), "--source", "prior", "--probes", "1"]) == 2
-    assert "--probes takes a count" in capsys.readouterr().err
+    assert "--probes takes 0 to 3, with a source that takes a probe budget" in capsys.readouterr().err
+    assert cli(["gains", str(profile), "--source", "activation", *data, "--probes", "4"]) == 2
+    assert "--probes takes 0 to 3" in capsys.readouterr().err
 
 
 def test_gains_cli_runs_a_cheap_source_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

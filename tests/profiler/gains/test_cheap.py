@@ -8,19 +8,22 @@ import pytest
 import torch
 from torch import nn
 
+from app.planning import problem_from_profile
 from profiler import ModelSpec, ProfileOptions, profile_model
 from profiler.candidates import parse_id
 from profiler.gains.activation import activation_scores
 from profiler.gains.calibrate import BundleResult
-from profiler.gains.cheap import SignalInput, fit_head, method_bundles, scale_methods
+from profiler.gains.cheap import PROBE_VALIDATION, SignalInput, fit_head
 from profiler.gains.condition import condition_number, condition_scores
 from profiler.gains.cost import Work, gain_cost
 from profiler.gains.importance import importance_scores
 from profiler.gains.l1 import l1_scores
+from profiler.gains.method_values import MIXTURE, candidate_gains, method_values, probe_plan
 from profiler.gains.proxy import draw, gradient_scores
 from profiler.gains.registry import SOURCES, fill_gains
 from profiler.training.finetune import TrainConfig
 from profiler.training.task import Task
+from solver import solve
 from tests.tiny import TINY_BERT
 
 Q = "encoder.layer.1.attention.self.query"
@@ -121,19 +124,65 @@ def test_l1_and_squared_l2_rank_real_candidates_differently(tiny_task: Task) -> 
     assert sorted(ids, key=l1.get) != sorted(ids, key=l2.get)
 
 
-def test_scales_follow_the_prior_or_the_probes() -> None:
-    scores = {"a:lora:r1": 1.0, "b:lora:r1": 3.0, "a:lora:r4": 4.0, "a:bitfit": 2.0, "b:bitfit": 2.0}
-    prior = {"a:lora:r1": 0.1, "b:lora:r1": 0.1, "a:lora:r4": 0.2, "a:bitfit": 0.05, "b:bitfit": 0.05}
-    params = dict.fromkeys(scores, 10)
-    bundles = method_bundles(list(scores))
-    assert bundles == {"lora": ["a:lora:r1", "b:lora:r1"], "bitfit": ["a:bitfit", "b:bitfit"]}
-    by = {s.method: s for s in scale_methods(scores, prior, params, {}, bundles)}
-    assert by["lora"].scale == pytest.approx(0.4 / 8) and by["bitfit"].scale == pytest.approx(0.1 / 4)
-    probed = {"lora": BundleResult(role="lora", setting=None, points=2.0, loss_decrease=0.02)}
-    by = {s.method: s for s in scale_methods(scores, prior, params, probed, bundles)}
-    assert by["lora"].basis == "probe" and by["lora"].scale == pytest.approx(2.0 / 4)  # 100 points/nat, raw 1 + 3
-    ratio = (2.0 / 4) / (0.4 / 8)
-    assert by["bitfit"].basis == "prior x probes" and by["bitfit"].scale == pytest.approx(0.1 / 4 * ratio)
+SCORES = {"a:lora:r1": 1.0, "b:lora:r1": 3.0, "a:lora:r4": 4.0, "b:lora:r4": 4.0, "a:lora:r16": 6.0,
+          "b:lora:r16": 2.0, "a:bitfit": 2.0, "b:bitfit": 2.0, "a:norm_affine": 1.0, "b:norm_affine": 3.0}
+PRIOR = {"a:lora:r1": 0.1, "b:lora:r1": 0.1, "a:lora:r4": 0.2, "b:lora:r4": 0.2, "a:lora:r16": 0.4,
+         "b:lora:r16": 0.4, "a:bitfit": 0.05, "b:bitfit": 0.05, "a:norm_affine": 0.01, "b:norm_affine": 0.03}
+
+
+def measured(**loss_decrease: float) -> dict[str, BundleResult]:
+    """Probe results by bundle name, each moving accuracy by 100 points per nat of loss (so k = 100)."""
+    names = {"low": "lora at 1", "mix": MIXTURE, "high": "lora at 16"}
+    return {names[k]: BundleResult(role=names[k], setting=None, points=100 * v, loss_decrease=v)
+            for k, v in loss_decrease.items()}
+
+
+def gains(probes: int, results: dict[str, BundleResult]) -> dict[str, float]:
+    plan = probe_plan(list(SCORES), PRIOR, probes)
+    values = method_values(SCORES, PRIOR, plan, results)
+    return {cid: g for cid, (g, _) in candidate_gains(SCORES, values).items()}
+
+
+def test_the_probe_plan_is_the_top_method_small_then_the_mixture_then_the_top_method_large() -> None:
+    plan = probe_plan(list(SCORES), PRIOR, 5)
+    assert [(b.name, b.candidates) for b in plan] == [
+        ("lora at 1", ["a:lora:r1", "b:lora:r1"]),
+        (MIXTURE, ["a:bitfit", "a:lora:r1", "a:norm_affine", "b:bitfit", "b:lora:r1", "b:norm_affine"]),
+        ("lora at 16", ["a:lora:r16", "b:lora:r16"])]
+    assert probe_plan(list(SCORES), PRIOR, 1) == plan[:1] and probe_plan(list(SCORES), PRIOR, 0) == []
+    only = probe_plan(["a:bitfit", "b:bitfit"], PRIOR, 3)  # one method without settings: one probe
+    assert [b.name for b in only] == ["bitfit"]
+
+
+def test_no_probes_scale_each_method_to_its_summed_prior() -> None:
+    g = gains(0, {})
+    assert g["a:lora:r4"] == pytest.approx(4.0 * 1.4 / 20)  # lora: prior 1.4 over raw 20
+    assert g["b:norm_affine"] == pytest.approx(3.0 * 0.04 / 4)
+
+
+def test_one_probe_values_the_top_method_and_holds_larger_settings_at_the_probed_one() -> None:
+    g = gains(1, measured(low=0.02))  # the r1 bundle is worth 2 points, shared 1:3
+    assert (g["a:lora:r1"], g["b:lora:r1"]) == (pytest.approx(0.5), pytest.approx(1.5))
+    assert g["a:lora:r4"] == g["a:lora:r16"] == g["a:lora:r1"] and g["b:lora:r16"] == g["b:lora:r1"]
+    ratio = 2.0 / 0.2  # the lora bundle's value over its prior gain
+    assert g["a:bitfit"] + g["b:bitfit"] == pytest.approx(0.1 * ratio)  # bitfit's bundle prior x the ratio
+    assert g["b:norm_affine"] == pytest.approx(0.04 * ratio * 3 / 4)
+
+
+def test_the_mixture_values_the_other_methods_by_what_it_adds_beside_the_top_method() -> None:
+    g = gains(2, measured(low=0.02, mix=0.035))  # 1.5 points added, split 0.1 : 0.04 by bundle prior
+    assert g["a:bitfit"] + g["b:bitfit"] == pytest.approx(1.5 * 0.1 / 0.14)
+    assert g["a:norm_affine"] + g["b:norm_affine"] == pytest.approx(1.5 * 0.04 / 0.14)
+    worse = gains(2, measured(low=0.02, mix=0.01))  # the mixture below the top method alone: others worth 0
+    assert worse["a:bitfit"] == worse["b:norm_affine"] == 0.0 and worse["b:lora:r1"] == pytest.approx(1.5)
+
+
+def test_a_probe_at_the_largest_setting_gives_the_curve_between_linear_in_log_setting() -> None:
+    g = gains(3, measured(low=0.02, mix=0.01, high=0.06))  # 2 points at r1, 6 at r16
+    assert g["a:lora:r16"] == pytest.approx(6.0 * 6 / 8) and g["b:lora:r1"] == pytest.approx(2.0 * 3 / 4)
+    assert g["a:lora:r4"] == pytest.approx(4.0 * 4 / 8)  # r4 halfway in log: 4 points, shared 4:4
+    falls = gains(3, measured(low=0.02, mix=0.01, high=-0.1))  # rank 16 trained below head only: worth 0
+    assert falls["a:lora:r16"] == 0.0 and falls["a:lora:r4"] == pytest.approx(1.0 * 4 / 8)
 
 
 def test_cost_share_counts_example_passes_against_the_planned_run() -> None:
@@ -160,24 +209,39 @@ def test_each_cheap_source_is_registered_and_records_its_cost(source: str, tiny_
     work = report.signal_work
     assert cost.cost_share == pytest.approx((work["forward"] + work["backward"]) / (2 * 4 * 8))
     assert (cost.cost_share > 0) == SOURCES[source].needs_task  # weight-condition passes no example
-    assert {s.basis for s in report.scales} == {"prior"}
+    assert {m.basis for m in report.methods} == {"prior"} and report.probed == []
 
 
 def test_probes_calibrate_a_cheap_source_and_count_in_its_cost(tiny_task: Task, tiny_profile) -> None:
     config = TrainConfig(steps=3, batch_size=8)
-    gained, report = fill_gains(tiny_profile, "activation", tiny_task, config, probes=1)
-    assert report.probes == 1 and [s.basis for s in report.scales].count("probe") == 1
-    probed = next(s for s in report.scales if s.basis == "probe")
-    assert probed.method == "lora"  # the largest summed prior first
+    gained, report = fill_gains(tiny_profile, "activation", tiny_task, config, probes=2)
+    assert [p.name for p in report.probed] == ["lora at 1", MIXTURE]  # lora: the largest summed prior
+    assert {m.method: m.basis for m in report.methods} == {"lora": "probe", "bitfit": "mixture",
+                                                           "norm_affine": "mixture"}
     bundle = [c for c in gained.candidates if c.method == "lora" and c.config["rank"] == 1]
-    assert sum(c.gain for c in bundle) == pytest.approx(probed.probe_value)
-    val = len(tiny_task.validation)
-    runs = 2 * (3 * 8 + val) + 3 * 8  # probe + baseline forward, probe backward
+    assert sum(c.gain for c in bundle) == pytest.approx(report.probed[0].value)
+    others = sum(c.gain for c in gained.candidates if c.method != "lora")
+    assert others == pytest.approx(max(0.0, report.probed[1].value - report.probed[0].value))
+    val = report.probe_validation
+    assert val == min(PROBE_VALIDATION, len(tiny_task.validation))
+    runs = 3 * (3 * 8 + val) + 2 * 3 * 8  # two probes + baseline forward, the probes backward
     signal = report.signal_work["forward"] + report.signal_work["backward"]
     assert gained.gain_cost.cost_share == pytest.approx((runs + signal) / (2 * 3 * 8))
-    assert gained.gain_cost.probes == 2
+    assert gained.gain_cost.probes == 3
+    budget = {"params": sum(c.params for c in gained.candidates)}  # everything fits: ties go to the cheaper plan
+    plan = solve(problem_from_profile(gained, budget, "gain", None, 0.0))
+    assert plan.selected and all(parse_id(c).setting in (None, 1) for c in plan.selected)  # r2 held at r1's gain
     with pytest.raises(ValueError, match="takes no probe budget"):
         fill_gains(tiny_profile, "prior", probes=1)
+
+
+def test_probes_evaluate_on_a_seeded_draw_of_the_validation_set(tiny_task: Task) -> None:
+    cut = tiny_task.with_validation(10, seed=3)
+    assert len(cut.validation) == 10 and tiny_task.with_validation(10_000) is tiny_task
+    rows = {tuple(r) for r in tiny_task.validation.inputs["input_ids"].tolist()}
+    assert {tuple(r) for r in cut.validation.inputs["input_ids"].tolist()} <= rows
+    again = tiny_task.with_validation(10, seed=3).validation
+    assert torch.equal(again.y, cut.validation.y) and torch.equal(again.inputs["input_ids"], cut.validation.inputs["input_ids"])
 
 
 def test_prior_and_gradient_record_their_cost(tiny_task: Task, tiny_profile) -> None:
